@@ -1,0 +1,3 @@
+from tuktuk.cli import main
+
+main()

@@ -1,0 +1,205 @@
+"""Fleet data: the one settings row, vehicles and drivers.
+
+Rules that must hold even when someone writes around the ORM are database constraints.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Length, Trim, Upper
+from django.db.models.lookups import Exact, GreaterThanOrEqual
+
+from tuktuk.money import MoneyField
+
+
+class Override(models.TextChoices):
+    FOLLOW_GLOBAL = "Follow Global", "Follow Global"
+    ENABLE = "Enable", "Enable"
+    DISABLE = "Disable", "Disable"
+
+
+def resolve_override(override: str, global_value: bool) -> bool:
+    if override == Override.ENABLE:
+        return True
+    if override == Override.DISABLE:
+        return False
+    return global_value
+
+
+class FleetSettings(models.Model):
+    """The single settings row (id = 1), with the legacy system's defaults."""
+
+    SINGLETON_ID = 1
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=SINGLETON_ID, editable=False)
+    global_daily_target = MoneyField(default=Decimal("3000.00"))
+    global_fare_percentage = models.DecimalField(
+        max_digits=5, decimal_places=2, default=Decimal("50.00")
+    )
+    target_sharing = models.BooleanField(default=True)
+    instant_payouts = models.BooleanField(default=False)
+    operating_hours_start = models.TimeField(default=dt.time(6, 0))
+    operating_hours_end = models.TimeField(
+        default=dt.time(0, 0), help_text="Day close; 00:00 means midnight at the end of the day."
+    )
+    bonus_enabled = models.BooleanField(default=False)
+    bonus_amount = MoneyField(default=Decimal("0.00"))
+    alert_recipients = models.TextField(
+        blank=True, help_text="Comma-separated emails, in addition to TUKTUK_ALERT_EMAILS."
+    )
+    discrepancy_review_threshold = MoneyField(default=Decimal("1000.00"))
+
+    class Meta:
+        verbose_name = "fleet settings"
+        verbose_name_plural = "fleet settings"
+        constraints = [
+            models.CheckConstraint(condition=Q(id=1), name="fleetsettings_single_row"),
+            models.CheckConstraint(
+                condition=Q(global_daily_target__gt=0), name="fleetsettings_target_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(global_fare_percentage__gte=0, global_fare_percentage__lte=100),
+                name="fleetsettings_percentage_0_100",
+            ),
+            models.CheckConstraint(
+                condition=Q(bonus_amount__gte=0), name="fleetsettings_bonus_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(discrepancy_review_threshold__gte=0),
+                name="fleetsettings_threshold_not_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return "Fleet settings"
+
+    @classmethod
+    def load(cls) -> FleetSettings:
+        settings_row, _ = cls.objects.get_or_create(id=cls.SINGLETON_ID)
+        return settings_row
+
+
+class Vehicle(models.Model):
+    vehicle_id = models.CharField(max_length=32, unique=True)
+    # Stored trimmed and upper-cased so the unique index is case-insensitive on every database.
+    mpesa_account = models.CharField(
+        max_length=32, unique=True, help_text="Account number passengers type at the paybill."
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["vehicle_id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Exact(Upper(Trim("mpesa_account")), models.F("mpesa_account")),
+                name="vehicle_account_canonical",
+            ),
+            models.CheckConstraint(
+                condition=GreaterThanOrEqual(Length(Trim("mpesa_account")), 1),
+                name="vehicle_account_not_blank",
+            ),
+            models.CheckConstraint(
+                condition=GreaterThanOrEqual(Length(Trim("vehicle_id")), 1),
+                name="vehicle_id_not_blank",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.vehicle_id} ({self.mpesa_account})"
+
+    @staticmethod
+    def canonical_account(raw: str) -> str:
+        return str(raw or "").strip().upper()
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        self.mpesa_account = self.canonical_account(self.mpesa_account)
+        self.vehicle_id = self.vehicle_id.strip()
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+
+class Driver(models.Model):
+    driver_id = models.CharField(max_length=10, unique=True, help_text="DRV-112001")
+    name = models.CharField(max_length=120)
+    mpesa_number = models.CharField(max_length=12, help_text="2547XXXXXXXX or 2541XXXXXXXX")
+    # One vehicle per driver and one driver per vehicle.
+    vehicle = models.OneToOneField(
+        Vehicle, null=True, blank=True, on_delete=models.PROTECT, related_name="driver"
+    )
+    daily_target = MoneyField(
+        null=True, blank=True, help_text="Empty or 0: the global daily target."
+    )
+    fare_percentage = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Empty or 0: the global fare percentage.",
+    )
+    target_sharing = models.CharField(
+        max_length=16, choices=Override.choices, default=Override.FOLLOW_GLOBAL
+    )
+    instant_payout = models.CharField(
+        max_length=16, choices=Override.choices, default=Override.FOLLOW_GLOBAL
+    )
+    # Cached balance: only ever changed through the ledger (posting, day close, fix).
+    current_balance = MoneyField(default=Decimal("0.00"))
+    left_to_target = MoneyField(default=Decimal("0.00"))
+    # The business day that current_balance belongs to; a posting on a later day rolls it.
+    balance_day = models.DateField(null=True, blank=True)
+    consecutive_misses = models.PositiveIntegerField(default=0)
+    flagged_for_review = models.BooleanField(default=False)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["driver_id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(driver_id__startswith="DRV-") & Exact(Length("driver_id"), 10),
+                name="driver_id_format",
+            ),
+            models.CheckConstraint(
+                condition=(Q(mpesa_number__startswith="2547") | Q(mpesa_number__startswith="2541"))
+                & Exact(Length("mpesa_number"), 12),
+                name="driver_mpesa_number_canonical",
+            ),
+            models.CheckConstraint(
+                condition=Q(daily_target__isnull=True) | Q(daily_target__gte=0),
+                name="driver_target_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(fare_percentage__isnull=True)
+                | Q(fare_percentage__gte=0, fare_percentage__lte=100),
+                name="driver_percentage_0_100",
+            ),
+            models.CheckConstraint(
+                condition=Q(left_to_target__gte=0), name="driver_left_to_target_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(target_sharing__in=Override.values), name="driver_sharing_choice"
+            ),
+            models.CheckConstraint(
+                condition=Q(instant_payout__in=Override.values), name="driver_payout_choice"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.driver_id} {self.name}"
+
+    def effective_target(self, fleet: FleetSettings) -> Decimal:
+        return self.daily_target if self.daily_target else fleet.global_daily_target
+
+    def effective_percentage(self, fleet: FleetSettings) -> Decimal:
+        return self.fare_percentage if self.fare_percentage else fleet.global_fare_percentage
+
+    def effective_sharing(self, fleet: FleetSettings) -> bool:
+        return resolve_override(self.target_sharing, fleet.target_sharing)
+
+    def effective_instant_payout(self, fleet: FleetSettings) -> bool:
+        return resolve_override(self.instant_payout, fleet.instant_payouts)

@@ -1,0 +1,147 @@
+"""Transactions and the append-only ledger that explains every driver balance."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+from django.db.models import F, Q
+from django.db.models.functions import Cast
+from django.db.models.lookups import Exact
+
+from tuktuk.fleet.models import Driver, Vehicle
+from tuktuk.money import MoneyField
+
+
+class TransactionType(models.TextChoices):
+    PAYMENT = "Payment", "Payment"
+    ADJUSTMENT = "Adjustment", "Adjustment"
+    DRIVER_REPAYMENT = "Driver Repayment", "Driver Repayment"
+
+
+class TransactionStatus(models.TextChoices):
+    COMPLETED = "Completed", "Completed"
+    # Uncaptured: the account number matched no driver; kept until an operator assigns it.
+    UNMATCHED = "Unmatched", "Unmatched"
+
+
+class TransactionSource(models.TextChoices):
+    C2B = "c2b", "M-Pesa C2B callback"
+    MISSED = "missed", "Recorded missed payment"
+    OPERATOR = "operator", "Operator"
+
+
+class Transaction(models.Model):
+    trans_id = models.CharField("M-Pesa TransID", max_length=64, unique=True)
+    transaction_type = models.CharField(
+        max_length=20, choices=TransactionType.choices, default=TransactionType.PAYMENT
+    )
+    status = models.CharField(max_length=12, choices=TransactionStatus.choices)
+    source = models.CharField(max_length=10, choices=TransactionSource.choices)
+    driver = models.ForeignKey(
+        Driver, null=True, blank=True, on_delete=models.PROTECT, related_name="transactions"
+    )
+    vehicle = models.ForeignKey(
+        Vehicle, null=True, blank=True, on_delete=models.PROTECT, related_name="transactions"
+    )
+    account_reference = models.CharField(max_length=64, blank=True)
+    amount = MoneyField()
+    driver_share = MoneyField(default=0)
+    target_contribution = MoneyField(default=0)
+    payer_msisdn = models.CharField(max_length=64, blank=True)
+    payer_name = models.CharField(max_length=150, blank=True)
+    mpesa_time = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField()
+    business_day = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["driver", "business_day"])]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="transaction_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(driver_share__gte=0), name="transaction_share_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(target_contribution__gte=0),
+                name="transaction_contribution_not_negative",
+            ),
+            # B2C pays whole shillings only.
+            models.CheckConstraint(
+                condition=Exact(F("driver_share"), Cast("driver_share", models.IntegerField())),
+                name="transaction_share_whole_shillings",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=TransactionStatus.COMPLETED)
+                | ~Q(transaction_type=TransactionType.PAYMENT)
+                | Exact(F("amount"), F("driver_share") + F("target_contribution")),
+                name="transaction_payment_split_adds_up",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=TransactionStatus.COMPLETED) | Q(driver__isnull=False),
+                name="transaction_completed_has_driver",
+            ),
+            models.CheckConstraint(
+                condition=Q(transaction_type=TransactionType.PAYMENT)
+                | (Q(driver_share=0) & Q(target_contribution=0)),
+                name="transaction_non_payment_no_split",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trans_id} {self.amount}"
+
+
+class EntryKind(models.TextChoices):
+    CONTRIBUTION = "contribution", "Contribution"
+    OPENING = "opening", "Opening (carried over)"
+    CORRECTION = "correction", "Correction"
+
+
+class AppendOnlyError(RuntimeError):
+    pass
+
+
+class LedgerEntry(models.Model):
+    """An immutable signed amount on one driver's target balance for one business day."""
+
+    driver = models.ForeignKey(Driver, on_delete=models.PROTECT, related_name="ledger_entries")
+    business_day = models.DateField()
+    kind = models.CharField(max_length=12, choices=EntryKind.choices)
+    amount = MoneyField()
+    transaction = models.OneToOneField(
+        Transaction,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="entry",
+    )
+    note = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["business_day", "id"]
+        verbose_name_plural = "ledger entries"
+        indexes = [models.Index(fields=["driver", "business_day"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(kind=EntryKind.CONTRIBUTION)
+                | (Q(transaction__isnull=False) & Q(amount__gte=0)),
+                name="entry_contribution_has_transaction",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=EntryKind.values), name="entry_kind_choice"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.driver_id} {self.business_day} {self.kind} {self.amount}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AppendOnlyError("ledger entries are append-only; post a correction instead")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise AppendOnlyError("ledger entries are append-only; post a correction instead")

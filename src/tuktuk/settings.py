@@ -1,0 +1,95 @@
+"""Django settings for TukTuk Ledger. Everything an operator sets comes from TUKTUK_* variables."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pymysql
+
+from tuktuk import config
+
+# Lets Django's MySQL backend use PyMySQL (pure Python) in place of mysqlclient.
+pymysql.install_as_MySQLdb()
+
+DATA_DIR = config.data_dir()
+SECRET_KEY = config.generated_secret("TUKTUK_SECRET_KEY", "secret_key")
+DEBUG = config.env_bool("TUKTUK_DEBUG", False)
+ALLOWED_HOSTS = config.env_list("TUKTUK_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = config.env_list("TUKTUK_CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "tuktuk.fleet",
+    "tuktuk.ledger",
+    "tuktuk.mpesa",
+    "tuktuk.operations",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "tuktuk.urls"
+WSGI_APPLICATION = "tuktuk.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": config.database_config()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = config.env_str("TUKTUK_TIME_ZONE", "Africa/Nairobi")
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# Daraja posts a few hundred bytes; anything far larger is refused before it is parsed.
+DATA_UPLOAD_MAX_MEMORY_SIZE = config.env_int("TUKTUK_MAX_BODY_BYTES", 64 * 1024)
+
+# C2B callbacks. Safaricom does not sign callbacks: the secret path token and an optional
+# IP allowlist are the only ways to tell its calls from forgeries.
+CALLBACK_TOKEN = config.generated_secret("TUKTUK_CALLBACK_TOKEN", "callback_token")
+CALLBACK_ALLOWED_IPS = config.env_list("TUKTUK_CALLBACK_ALLOWED_IPS")
+CALLBACK_TRUST_FORWARDED_FOR = config.env_bool("TUKTUK_TRUST_X_FORWARDED_FOR", False)
+MAX_PAYMENT_AMOUNT = Decimal(config.env_str("TUKTUK_MAX_PAYMENT_AMOUNT", "250000"))
+POSTING_MAX_ATTEMPTS = config.env_int("TUKTUK_POSTING_MAX_ATTEMPTS", 8)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "tuktuk.logs.JsonFormatter"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "root": {"handlers": ["stderr"], "level": config.env_str("TUKTUK_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
