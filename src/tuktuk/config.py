@@ -75,9 +75,7 @@ def database_config() -> dict[str, Any]:
         # when a reader tries to upgrade to a writer.
         options.setdefault("transaction_mode", "IMMEDIATE")
         options.setdefault("timeout", 30)
-        options.setdefault(
-            "init_command", "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;"
-        )
+        options.setdefault("init_command", "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;")
         config["CONN_MAX_AGE"] = 0
         test_name = env_str("TUKTUK_TEST_DATABASE_NAME")
         # A file, not ":memory:", so a live server in another process sees the test data.

@@ -112,14 +112,14 @@ class Vehicle(models.Model):
     def __str__(self) -> str:
         return f"{self.vehicle_id} ({self.mpesa_account})"
 
-    @staticmethod
-    def canonical_account(raw: str) -> str:
-        return str(raw or "").strip().upper()
-
     def save(self, *args: object, **kwargs: object) -> None:
         self.mpesa_account = self.canonical_account(self.mpesa_account)
         self.vehicle_id = self.vehicle_id.strip()
         super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    @staticmethod
+    def canonical_account(raw: str) -> str:
+        return str(raw or "").strip().upper()
 
 
 class Driver(models.Model):

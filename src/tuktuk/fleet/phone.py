@@ -1,4 +1,4 @@
-"""Kenyan M-Pesa numbers, normalised to the 12-digit form Daraja uses: 2547XXXXXXXX / 2541XXXXXXXX."""
+"""Kenyan M-Pesa numbers, normalised to Daraja's 12-digit form: 2547XXXXXXXX / 2541XXXXXXXX."""
 
 from __future__ import annotations
 

@@ -1,0 +1,40 @@
+# The two set-up commands are `make run` and `make test` (see README.md).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install run serve test lint format bench-import bench-c2b bench-reconcile clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Fresh machine -> running service on the embedded SQLite default with the demo fleet.
+run: install
+	$(BIN)/tuktuk migrate --noinput
+	$(BIN)/tuktuk demo
+	$(BIN)/tuktuk serve --host $(HOST) --port $(PORT)
+
+# ruff (lint + format check), then pytest on SQLite, PostgreSQL and MariaDB.
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python tools/run_tests.py
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) var build *.egg-info src/*.egg-info

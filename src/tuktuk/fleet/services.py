@@ -1,0 +1,71 @@
+"""Writes for the fleet: vehicles, drivers, the demo fleet."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from tuktuk.fleet.models import Driver, FleetSettings, Vehicle
+from tuktuk.fleet.phone import normalize_msisdn
+
+FIRST_DRIVER_NUMBER = 112001
+_DRIVER_ID = re.compile(r"^DRV-(\d{6})$")
+
+
+def driver_id_is_valid(value: str) -> bool:
+    return bool(_DRIVER_ID.match(value))
+
+
+def driver_ids_next(*, count: int, taken: set[str] | None = None) -> list[str]:
+    """The next `count` free DRV-NNNNNN ids after the highest one in use (and in `taken`)."""
+    numbers = [
+        int(m.group(1))
+        for value in [*Driver.objects.values_list("driver_id", flat=True), *(taken or set())]
+        if (m := _DRIVER_ID.match(value))
+    ]
+    start = max(numbers, default=FIRST_DRIVER_NUMBER - 1) + 1
+    return [f"DRV-{number:06d}" for number in range(start, start + count)]
+
+
+def vehicle_upsert(*, vehicle_id: str, mpesa_account: str) -> Vehicle:
+    vehicle, created = Vehicle.objects.get_or_create(
+        vehicle_id=vehicle_id.strip(),
+        defaults={"mpesa_account": Vehicle.canonical_account(mpesa_account)},
+    )
+    account = Vehicle.canonical_account(mpesa_account)
+    if not created and vehicle.mpesa_account != account:
+        vehicle.mpesa_account = account
+        vehicle.save(update_fields=["mpesa_account"])
+    return vehicle
+
+
+def driver_upsert(
+    *,
+    driver_id: str,
+    name: str,
+    mpesa_number: str,
+    vehicle: Vehicle | None,
+    daily_target: Decimal | None = None,
+    fare_percentage: Decimal | None = None,
+) -> tuple[Driver, bool]:
+    """Create or update a driver's identity fields. The balance is never touched here."""
+    fields = {
+        "name": name.strip(),
+        "mpesa_number": normalize_msisdn(mpesa_number),
+        "vehicle": vehicle,
+        "daily_target": daily_target,
+        "fare_percentage": fare_percentage,
+    }
+    driver = Driver.objects.filter(driver_id=driver_id).first()
+    if driver is None:
+        return Driver.objects.create(driver_id=driver_id, **fields), True
+    changed = [key for key, value in fields.items() if getattr(driver, key) != value]
+    for key in changed:
+        setattr(driver, key, fields[key])
+    if changed:
+        driver.save(update_fields=[*changed, "updated_at"])
+    return driver, False
+
+
+def fleet_settings_get() -> FleetSettings:
+    return FleetSettings.load()

@@ -1,0 +1,96 @@
+"""A real server process (gunicorn, as `tuktuk serve` runs it) against the test database."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+from django.db import connection
+
+from tuktuk.server import gunicorn_command
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CALLBACK_TOKEN = "test-callback-token-0123456789"
+
+
+def test_database_url() -> str:
+    """The URL of the database pytest-django created, for another process to use."""
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"
+    scheme = {"postgresql": "postgres", "mysql": "mysql"}[connection.vendor]
+    auth = quote(s["USER"] or "")
+    if s.get("PASSWORD"):
+        auth += ":" + quote(s["PASSWORD"])
+    return f"{scheme}://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT']}/{s['NAME']}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    url: str
+    process: subprocess.Popen[bytes]
+    token: str = CALLBACK_TOKEN
+
+    def c2b_url(self, which: str) -> str:
+        return f"{self.url}/c2b/{self.token}/{which}"
+
+
+@contextmanager
+def live_server_process(
+    *,
+    app: str = "tuktuk.wsgi:application",
+    workers: int = 4,
+    threads: int = 8,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[LiveServer]:
+    port = free_port()
+    env = dict(os.environ)
+    env.update(
+        {
+            "TUKTUK_DATABASE_URL": test_database_url(),
+            "TUKTUK_CALLBACK_TOKEN": CALLBACK_TOKEN,
+            "TUKTUK_LOG_LEVEL": "WARNING",
+            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]),
+        }
+    )
+    env.pop("TUKTUK_TEST_DATABASE_NAME", None)
+    env.update(extra_env or {})
+    command = gunicorn_command(
+        host="127.0.0.1", port=port, workers=workers, threads=threads, app=app, access_log=False
+    )
+    process = subprocess.Popen(command, env=env, cwd=REPO_ROOT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited with {process.returncode}")
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)  # readiness poll, not synchronisation of the code under test
+        yield LiveServer(url=url, process=process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
