@@ -117,6 +117,13 @@ class LedgerEntry(models.Model):
         on_delete=models.PROTECT,
         related_name="entry",
     )
+    correction = models.ForeignKey(
+        "BalanceCorrection",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="entries",
+    )
     note = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -145,3 +152,52 @@ class LedgerEntry(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> Any:
         raise AppendOnlyError("ledger entries are append-only; post a correction instead")
+
+
+class DayClose(models.Model):
+    """One driver's closed business day. The unique (driver, day) row is the exactly-once guard."""
+
+    driver = models.ForeignKey(Driver, on_delete=models.PROTECT, related_name="day_closes")
+    business_day = models.DateField()
+    closing_balance = MoneyField(help_text="Ledger sum of the day: the balance that closed.")
+    cached_balance = MoneyField(help_text="The driver's cached balance at the close.")
+    target = MoneyField()
+    target_met = models.BooleanField()
+    sharing = models.BooleanField()
+    carried_over = MoneyField(help_text="The next day's opening entry (negative: debt).")
+    consecutive_misses = models.PositiveIntegerField()
+    flagged_for_review = models.BooleanField(default=False)
+    closed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-business_day", "driver_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["driver", "business_day"], name="dayclose_once"),
+            models.CheckConstraint(condition=Q(carried_over__lte=0), name="dayclose_no_credit"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.driver_id} {self.business_day} closed at {self.closing_balance}"
+
+    @property
+    def discrepancy(self) -> Any:
+        return self.cached_balance - self.closing_balance
+
+
+class BalanceCorrection(models.Model):
+    """The audit trail of every balance fix: who changed what, when and why."""
+
+    driver = models.ForeignKey(Driver, on_delete=models.PROTECT, related_name="corrections")
+    business_day = models.DateField()
+    old_balance = MoneyField()
+    new_balance = MoneyField()
+    adjustment = MoneyField(help_text="old − new, as the legacy tool reports it.")
+    reason = models.TextField()
+    actor = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.driver_id} {self.old_balance} → {self.new_balance}"

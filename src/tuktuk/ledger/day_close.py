@@ -1,0 +1,120 @@
+"""Closing a driver's business day: exactly once, under the driver row lock.
+
+The same function serves the batch close (worker / `tuktuk close-day`) and the lazy roll inside
+posting, so a payment that finds the driver still on an earlier day closes that day first and
+its split sees the new day's balance, even when the worker was down at midnight.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from tuktuk.fleet.models import Driver, FleetSettings
+from tuktuk.ledger.business_day import business_day_of
+from tuktuk.ledger.models import DayClose, EntryKind, LedgerEntry
+from tuktuk.money import ZERO, money, whole_shillings_down
+from tuktuk.mpesa.models import PayoutKind
+from tuktuk.mpesa.services import bonus_originator_id, payout_queue
+from tuktuk.operations import services as events
+
+TERMINATION_REVIEW_MISSES = 3
+
+
+def ledger_sum(*, driver_id: int, business_day: dt.date) -> Decimal:
+    total = LedgerEntry.objects.filter(driver_id=driver_id, business_day=business_day).aggregate(
+        total=Sum("amount")
+    )["total"]
+    return money(total or ZERO)
+
+
+def driver_day_close(*, driver: Driver, day: dt.date, fleet: FleetSettings) -> DayClose | None:
+    """Close `day` for a driver whose row the caller has locked. None if it was already closed."""
+    closing = ledger_sum(driver_id=driver.pk, business_day=day)
+    target = driver.effective_target(fleet)
+    sharing = driver.effective_sharing(fleet)
+    met = closing >= target
+    misses = 0 if met else driver.consecutive_misses + 1
+    carried = -(target - closing) if (sharing and not met) else ZERO
+    flagged = driver.flagged_for_review or (sharing and misses >= TERMINATION_REVIEW_MISSES)
+    try:
+        with transaction.atomic():  # savepoint: a second close of the same day is a no-op
+            close = DayClose.objects.create(
+                driver=driver,
+                business_day=day,
+                closing_balance=closing,
+                cached_balance=driver.current_balance,
+                target=target,
+                target_met=met,
+                sharing=sharing,
+                carried_over=carried,
+                consecutive_misses=misses,
+                flagged_for_review=flagged,
+            )
+    except IntegrityError:
+        return None
+    next_day = day + dt.timedelta(days=1)
+    LedgerEntry.objects.create(
+        driver=driver,
+        business_day=next_day,
+        kind=EntryKind.OPENING,
+        amount=carried,
+        note=f"carried over from {day.isoformat()}",
+    )
+    Driver.objects.filter(pk=driver.pk).update(
+        current_balance=carried,
+        left_to_target=max(ZERO, target - carried),
+        balance_day=next_day,
+        consecutive_misses=misses,
+        flagged_for_review=flagged,
+        updated_at=timezone.now(),
+    )
+    if flagged and not driver.flagged_for_review:
+        events.event_record(
+            title=events.TERMINATION_REVIEW,
+            level="warning",
+            driver=driver,
+            message=f"{driver.driver_id} missed the target {misses} days in a row",
+            data={"business_day": day.isoformat(), "consecutive_misses": misses},
+        )
+    bonus = whole_shillings_down(fleet.bonus_amount)
+    if met and fleet.bonus_enabled and bonus > 0:
+        payout_queue(
+            driver=driver,
+            amount=bonus,
+            kind=PayoutKind.BONUS,
+            originator_conversation_id=bonus_originator_id(
+                driver_id=driver.driver_id, business_day=day.isoformat()
+            ),
+            instant=driver.effective_instant_payout(fleet),
+        )
+    driver.refresh_from_db()
+    return close
+
+
+def driver_roll_to_day(*, driver: Driver, day: dt.date, fleet: FleetSettings) -> list[DayClose]:
+    """Close every business day before `day` that the locked driver row is still on, in order."""
+    closes: list[DayClose] = []
+    if driver.balance_day is None:
+        Driver.objects.filter(pk=driver.pk).update(balance_day=day)
+        driver.balance_day = day
+        return closes
+    while driver.balance_day < day:
+        close = driver_day_close(driver=driver, day=driver.balance_day, fleet=fleet)
+        if close is None:
+            # Already closed by someone else but the row was not moved on: move it now.
+            Driver.objects.filter(pk=driver.pk).update(
+                balance_day=driver.balance_day + dt.timedelta(days=1)
+            )
+            driver.refresh_from_db()
+        else:
+            closes.append(close)
+    return closes
+
+
+def current_business_day(fleet: FleetSettings) -> dt.date:
+    return business_day_of(timezone.now(), fleet=fleet)

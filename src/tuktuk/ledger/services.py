@@ -1,0 +1,255 @@
+"""Posting: the one path by which money reaches a driver's balance.
+
+Lock the driver row, re-check, compute the split from the locked balance, insert the
+transaction and its ledger entry, move the cached balance with F() expressions, queue the
+payout, commit. A duplicate TransID is a no-op, whether it arrives after or during the first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from tuktuk.db import atomic_with_retry
+from tuktuk.fleet.models import Driver, FleetSettings, Vehicle
+from tuktuk.ledger.business_day import business_day_of
+from tuktuk.ledger.day_close import driver_roll_to_day
+from tuktuk.ledger.models import (
+    EntryKind,
+    LedgerEntry,
+    Transaction,
+    TransactionSource,
+    TransactionStatus,
+    TransactionType,
+)
+from tuktuk.ledger.split import Split, split_payment
+from tuktuk.money import ZERO, money
+from tuktuk.mpesa.models import PayoutKind
+from tuktuk.mpesa.services import payout_queue, share_originator_id
+from tuktuk.operations import services as events
+
+
+@dataclass(frozen=True)
+class IncomingPayment:
+    """A payment as M-Pesa reported it (C2B callback) or an operator recorded it."""
+
+    trans_id: str
+    amount: Decimal
+    account_reference: str
+    payer_msisdn: str = ""
+    payer_name: str = ""
+    mpesa_time: dt.datetime | None = None
+
+
+class PostingOutcome(StrEnum):
+    POSTED = "posted"
+    DUPLICATE = "duplicate"
+    UNMATCHED = "unmatched"
+
+
+@dataclass(frozen=True)
+class PostingResult:
+    outcome: PostingOutcome
+    transaction: Transaction
+
+
+# Called inside the posting transaction with its result, e.g. to mark the stored callback,
+# so the callback's state commits (or rolls back) together with the money.
+WithinPosting = Callable[[PostingResult], None]
+
+
+def driver_split(*, driver: Driver, fleet: FleetSettings, amount: Decimal) -> Split:
+    return split_payment(
+        amount=amount,
+        balance=driver.current_balance,
+        target=driver.effective_target(fleet),
+        percentage=driver.effective_percentage(fleet),
+        sharing=driver.effective_sharing(fleet),
+    )
+
+
+def driver_balance_credit(
+    *, driver: Driver, fleet: FleetSettings, contribution: Decimal, day: dt.date
+) -> None:
+    """Move the cached balance by `contribution`, atomically in the database.
+
+    MariaDB evaluates SET assignments left to right and later ones see earlier results, so
+    left_to_target comes first and is computed from the balance before this contribution.
+    """
+    target = driver.effective_target(fleet)
+    Driver.objects.filter(pk=driver.pk).update(
+        left_to_target=Greatest(Value(ZERO), Value(target - contribution) - F("current_balance")),
+        current_balance=F("current_balance") + contribution,
+        balance_day=day,
+        updated_at=timezone.now(),
+    )
+
+
+def _resolve_driver_pk(account_reference: str) -> tuple[Vehicle | None, int | None]:
+    account = Vehicle.canonical_account(account_reference)
+    vehicle = Vehicle.objects.filter(mpesa_account=account, is_active=True).first()
+    if vehicle is None:
+        return None, None
+    driver_pk = (
+        Driver.objects.filter(vehicle=vehicle, is_active=True).values_list("pk", flat=True).first()
+    )
+    return vehicle, driver_pk
+
+
+def _transaction_fields(payment: IncomingPayment, source: str) -> dict[str, object]:
+    return {
+        "trans_id": payment.trans_id,
+        "source": source,
+        "account_reference": payment.account_reference[:64],
+        "amount": money(payment.amount),
+        "payer_msisdn": payment.payer_msisdn[:64],
+        "payer_name": payment.payer_name[:150],
+        "mpesa_time": payment.mpesa_time,
+    }
+
+
+def _post_once(
+    payment: IncomingPayment, source: str, within: WithinPosting | None
+) -> PostingResult:
+    fleet = FleetSettings.load()
+    now = timezone.now()
+    day = business_day_of(now, fleet=fleet)
+    vehicle, driver_pk = _resolve_driver_pk(payment.account_reference)
+    existing = Transaction.objects.filter(trans_id=payment.trans_id).first()
+    if driver_pk is None and existing is not None:
+        result = PostingResult(PostingOutcome.DUPLICATE, existing)
+    elif driver_pk is None:
+        # Uncaptured: kept until an operator assigns it. The unique TransID still guards it.
+        unmatched = Transaction.objects.create(
+            **_transaction_fields(payment, source),
+            status=TransactionStatus.UNMATCHED,
+            transaction_type=TransactionType.PAYMENT,
+            vehicle=vehicle,
+            received_at=now,
+        )
+        result = PostingResult(PostingOutcome.UNMATCHED, unmatched)
+    else:
+        driver = Driver.objects.select_for_update().get(pk=driver_pk)
+        # Re-check under the lock: a concurrent delivery of the same TransID has committed.
+        existing = Transaction.objects.filter(trans_id=payment.trans_id).first()
+        if existing is not None:
+            result = PostingResult(PostingOutcome.DUPLICATE, existing)
+        else:
+            result = PostingResult(
+                PostingOutcome.POSTED,
+                _post_to_locked_driver(
+                    payment=payment,
+                    source=source,
+                    driver=driver,
+                    vehicle=vehicle,
+                    fleet=fleet,
+                    day=day,
+                    now=now,
+                ),
+            )
+    if within is not None:
+        within(result)
+    return result
+
+
+def _post_to_locked_driver(
+    *,
+    payment: IncomingPayment,
+    source: str,
+    driver: Driver,
+    vehicle: Vehicle | None,
+    fleet: FleetSettings,
+    day: dt.date,
+    now: dt.datetime,
+) -> Transaction:
+    driver_roll_to_day(driver=driver, day=day, fleet=fleet)
+    split = driver_split(driver=driver, fleet=fleet, amount=payment.amount)
+    posted = Transaction.objects.create(
+        **_transaction_fields(payment, source),
+        status=TransactionStatus.COMPLETED,
+        transaction_type=TransactionType.PAYMENT,
+        driver=driver,
+        vehicle=vehicle,
+        driver_share=split.driver_share,
+        target_contribution=split.target_contribution,
+        received_at=now,
+        business_day=day,
+    )
+    LedgerEntry.objects.create(
+        driver=driver,
+        business_day=day,
+        kind=EntryKind.CONTRIBUTION,
+        amount=split.target_contribution,
+        transaction=posted,
+    )
+    driver_balance_credit(
+        driver=driver, fleet=fleet, contribution=split.target_contribution, day=day
+    )
+    if split.driver_share > 0:
+        payout_queue(
+            driver=driver,
+            amount=split.driver_share,
+            kind=PayoutKind.SHARE,
+            originator_conversation_id=share_originator_id(payment.trans_id),
+            instant=driver.effective_instant_payout(fleet),
+            transaction=posted,
+        )
+    return posted
+
+
+def _record_duplicate(
+    payment: IncomingPayment, existing: Transaction, within: WithinPosting | None
+) -> PostingResult:
+    result = PostingResult(PostingOutcome.DUPLICATE, existing)
+    if within is not None:
+        within(result)
+    return result
+
+
+def payment_post(
+    *,
+    payment: IncomingPayment,
+    source: str = TransactionSource.C2B,
+    within: WithinPosting | None = None,
+) -> PostingResult:
+    """Credit a payment exactly once. Retries the whole transaction on transient DB errors."""
+    try:
+        result = atomic_with_retry(
+            lambda: _post_once(payment, source, within),
+            attempts=settings.POSTING_MAX_ATTEMPTS,
+            label="payment_post",
+        )
+    except IntegrityError:
+        # Two deliveries of one TransID raced past the re-check (e.g. an unmatched account):
+        # the unique constraint refused the second. Anything else is a real error.
+        existing = Transaction.objects.filter(trans_id=payment.trans_id).first()
+        if existing is None:
+            raise
+        with transaction.atomic():
+            result = _record_duplicate(payment, existing, within)
+    if result.outcome is PostingOutcome.DUPLICATE:
+        events.event_record(
+            title=events.DUPLICATE_PREVENTED,
+            level="warning",
+            driver=result.transaction.driver,
+            message=f"TransID {payment.trans_id} was delivered again and credited nothing",
+            data={"trans_id": payment.trans_id, "amount": str(payment.amount)},
+        )
+    elif result.outcome is PostingOutcome.UNMATCHED:
+        events.event_record(
+            title=events.UNMATCHED_PAYMENT,
+            level="warning",
+            message=f"TransID {payment.trans_id}: account {payment.account_reference!r} "
+            "matches no driver; kept as an uncaptured payment",
+            data={"trans_id": payment.trans_id, "amount": str(payment.amount)},
+        )
+    return result

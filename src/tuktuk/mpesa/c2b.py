@@ -1,0 +1,108 @@
+"""Reading Daraja C2B callback bodies. Anything we cannot trust is rejected with a reason."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import parse_qsl
+
+from django.utils import timezone
+
+from tuktuk.ledger.services import IncomingPayment
+
+# Daraja validation result codes.
+ACCEPTED = "0"
+INVALID_ACCOUNT = "C2B00012"
+INVALID_AMOUNT = "C2B00013"
+OTHER_ERROR = "C2B00016"
+
+_AMOUNT = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
+_TRANS_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
+
+
+@dataclass(frozen=True)
+class CallbackRejected(Exception):
+    reason: str
+    code: str = OTHER_ERROR
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+def parse_body(body: bytes, content_type: str) -> dict[str, Any]:
+    """JSON (what Daraja sends) or form-encoded; always a flat dict of strings."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CallbackRejected("body is not UTF-8 text") from exc
+    if not text.strip():
+        raise CallbackRejected("empty body")
+    if "application/x-www-form-urlencoded" in content_type:
+        return dict(parse_qsl(text, keep_blank_values=True))
+    try:
+        payload = json.loads(text, parse_float=str, parse_int=str)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise CallbackRejected(f"body is not JSON: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise CallbackRejected("body is not a JSON object")
+    return payload
+
+
+def _text(payload: dict[str, Any], key: str) -> str:
+    value = payload.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        raise CallbackRejected(f"{key} must be a string", OTHER_ERROR)
+    return str(value).strip()
+
+
+def parse_amount(raw: str, *, maximum: Decimal) -> Decimal:
+    if not _AMOUNT.match(raw):
+        raise CallbackRejected(
+            f"TransAmount {raw!r} is not a positive number with at most 2 decimals",
+            INVALID_AMOUNT,
+        )
+    try:
+        amount = Decimal(raw)
+    except InvalidOperation as exc:  # pragma: no cover - the pattern already excludes these
+        raise CallbackRejected(f"TransAmount {raw!r} is not a number", INVALID_AMOUNT) from exc
+    if amount <= 0:
+        raise CallbackRejected(f"TransAmount {raw!r} must be positive", INVALID_AMOUNT)
+    if amount > maximum:
+        raise CallbackRejected(
+            f"TransAmount {raw} is above the maximum of {maximum}", INVALID_AMOUNT
+        )
+    return amount
+
+
+def parse_trans_time(raw: str) -> dt.datetime | None:
+    """TransTime is YYYYMMDDHHMMSS in Nairobi time. A bad one is not a reason to lose a fare."""
+    try:
+        naive = dt.datetime.strptime(raw, "%Y%m%d%H%M%S")
+    except ValueError:
+        return None
+    return timezone.make_aware(naive, timezone.get_current_timezone())
+
+
+def payment_from_payload(payload: dict[str, Any], *, maximum: Decimal) -> IncomingPayment:
+    trans_id = _text(payload, "TransID")
+    if not trans_id:
+        raise CallbackRejected("TransID is missing")
+    if not _TRANS_ID.match(trans_id):
+        raise CallbackRejected(f"TransID {trans_id[:80]!r} is not an M-Pesa receipt number")
+    amount = parse_amount(_text(payload, "TransAmount"), maximum=maximum)
+    names = [_text(payload, key) for key in ("FirstName", "MiddleName", "LastName")]
+    return IncomingPayment(
+        trans_id=trans_id,
+        amount=amount,
+        account_reference=_text(payload, "BillRefNumber"),
+        # Daraja now masks or hashes MSISDN in C2B callbacks, so it is kept as given.
+        payer_msisdn=_text(payload, "MSISDN"),
+        payer_name=" ".join(name for name in names if name),
+        mpesa_time=parse_trans_time(_text(payload, "TransTime")),
+    )

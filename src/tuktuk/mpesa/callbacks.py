@@ -1,0 +1,221 @@
+"""The C2B inbox: store every callback raw first, then process it; failures stay replayable."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from tuktuk.fleet.models import Driver, FleetSettings, Vehicle
+from tuktuk.ledger.business_day import within_operating_hours
+from tuktuk.ledger.services import PostingOutcome, PostingResult, payment_post
+from tuktuk.mpesa.c2b import (
+    ACCEPTED,
+    INVALID_ACCOUNT,
+    OTHER_ERROR,
+    CallbackRejected,
+    parse_body,
+    payment_from_payload,
+)
+from tuktuk.mpesa.models import Callback, CallbackKind, CallbackState
+from tuktuk.operations import services as events
+
+logger = logging.getLogger(__name__)
+
+_POSTING_STATES = {
+    PostingOutcome.POSTED: CallbackState.PROCESSED,
+    PostingOutcome.DUPLICATE: CallbackState.DUPLICATE,
+    PostingOutcome.UNMATCHED: CallbackState.UNMATCHED,
+}
+# States a confirmation may be (re)processed from. Compare-and-swap on these makes a replay
+# racing a live request harmless: the posting is idempotent and only one marks the row.
+_PROCESSABLE = [CallbackState.RECEIVED, CallbackState.FAILED]
+
+
+def caller_allowed(remote_addr: str) -> bool:
+    allowed = settings.CALLBACK_ALLOWED_IPS
+    if not allowed:
+        return True
+    try:
+        address = ipaddress.ip_address(remote_addr)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(entry, strict=False) for entry in allowed)
+
+
+def callback_store(
+    *,
+    kind: str,
+    body: bytes,
+    content_type: str,
+    remote_addr: str,
+    state: str = CallbackState.RECEIVED,
+    error: str = "",
+    result_code: str = "",
+) -> Callback:
+    """Store the body as received (undecodable bytes kept visible as escapes)."""
+    return Callback.objects.create(
+        kind=kind,
+        state=state,
+        body=body.decode("utf-8", errors="backslashreplace"),
+        content_type=content_type[:100],
+        remote_addr=remote_addr[:64],
+        error=error,
+        result_code=result_code,
+        received_at=timezone.now(),
+    )
+
+
+def _mark(callback_id: int, *, state: str, error: str = "", **fields: object) -> int:
+    return Callback.objects.filter(pk=callback_id, state__in=_PROCESSABLE).update(
+        state=state, error=error, processed_at=timezone.now(), **fields
+    )
+
+
+def _reject(callback: Callback, rejection: CallbackRejected) -> None:
+    if _mark(callback.pk, state=CallbackState.REJECTED, error=rejection.reason):
+        events.event_record(
+            title=events.CALLBACK_REJECTED,
+            level="warning",
+            message=rejection.reason,
+            data={"callback_id": callback.pk, "kind": callback.kind},
+        )
+
+
+def confirmation_process(*, callback_id: int) -> str:
+    """Post a stored confirmation. Returns the callback's new state; never raises for input."""
+    callback = Callback.objects.get(pk=callback_id)
+    if callback.state not in _PROCESSABLE:
+        return callback.state
+    try:
+        payload = parse_body(callback.body.encode("utf-8"), callback.content_type)
+        payment = payment_from_payload(payload, maximum=settings.MAX_PAYMENT_AMOUNT)
+    except CallbackRejected as rejection:
+        _reject(callback, rejection)
+        return CallbackState.REJECTED
+    Callback.objects.filter(pk=callback_id).update(trans_id=payment.trans_id)
+
+    def mark_posted(result: PostingResult) -> None:
+        _mark(
+            callback_id,
+            state=_POSTING_STATES[result.outcome],
+            transaction=result.transaction,
+            attempts=callback.attempts + 1,
+        )
+
+    try:
+        result = payment_post(payment=payment, within=mark_posted)
+    except Exception as exc:
+        # Stored, not posted: marked failed and replayed later. Nothing is lost.
+        logger.exception(
+            "posting a stored C2B confirmation failed", extra={"callback": callback_id}
+        )
+        Callback.objects.filter(pk=callback_id).update(
+            state=CallbackState.FAILED,
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+            attempts=callback.attempts + 1,
+        )
+        events.event_record(
+            title=events.CALLBACK_FAILED,
+            level="error",
+            message=f"TransID {payment.trans_id}: {type(exc).__name__}: {exc}",
+            data={"callback_id": callback_id, "trans_id": payment.trans_id},
+        )
+        return CallbackState.FAILED
+    return _POSTING_STATES[result.outcome]
+
+
+def confirmation_receive(*, body: bytes, content_type: str, remote_addr: str) -> str:
+    """Store, then post. The caller answers 503 if this raises (i.e. storing failed)."""
+    callback = callback_store(
+        kind=CallbackKind.C2B_CONFIRMATION,
+        body=body,
+        content_type=content_type,
+        remote_addr=remote_addr,
+    )
+    if not caller_allowed(remote_addr):
+        reason = f"caller {remote_addr} is not in TUKTUK_CALLBACK_ALLOWED_IPS"
+        _reject(callback, CallbackRejected(reason))
+        return CallbackState.REJECTED
+    return confirmation_process(callback_id=callback.pk)
+
+
+def oversized_body_store(
+    *, kind: str, size: int, head: bytes, content_type: str, remote_addr: str
+) -> None:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    callback = callback_store(
+        kind=kind, body=head, content_type=content_type, remote_addr=remote_addr
+    )
+    _reject(callback, CallbackRejected(f"body of {size} bytes is over the {limit}-byte limit"))
+
+
+@dataclass(frozen=True)
+class ValidationAnswer:
+    code: str
+    description: str
+
+
+def validation_decide(*, body: bytes, content_type: str, remote_addr: str) -> ValidationAnswer:
+    """Accept or refuse a payment before M-Pesa takes the money; the decision is stored."""
+    try:
+        if not caller_allowed(remote_addr):
+            raise CallbackRejected(f"caller {remote_addr} is not in TUKTUK_CALLBACK_ALLOWED_IPS")
+        payload = parse_body(body, content_type)
+        payment = payment_from_payload(payload, maximum=settings.MAX_PAYMENT_AMOUNT)
+        account = Vehicle.canonical_account(payment.account_reference)
+        if not Driver.objects.filter(
+            vehicle__mpesa_account=account, vehicle__is_active=True, is_active=True
+        ).exists():
+            raise CallbackRejected(
+                f"account {payment.account_reference!r} has no vehicle with a driver",
+                INVALID_ACCOUNT,
+            )
+        if not within_operating_hours(timezone.now(), fleet=FleetSettings.load()):
+            raise CallbackRejected("outside operating hours", OTHER_ERROR)
+    except CallbackRejected as rejection:
+        callback_store(
+            kind=CallbackKind.C2B_VALIDATION,
+            body=body,
+            content_type=content_type,
+            remote_addr=remote_addr,
+            state=CallbackState.REJECTED,
+            error=rejection.reason,
+            result_code=rejection.code,
+        )
+        logger.info(
+            "C2B validation rejected", extra={"code": rejection.code, "reason": rejection.reason}
+        )
+        return ValidationAnswer(rejection.code, "Rejected")
+    callback_store(
+        kind=CallbackKind.C2B_VALIDATION,
+        body=body,
+        content_type=content_type,
+        remote_addr=remote_addr,
+        state=CallbackState.ACCEPTED,
+        result_code=ACCEPTED,
+    )
+    return ValidationAnswer(ACCEPTED, "Accepted")
+
+
+def callbacks_replay(*, stale_after: dt.timedelta = dt.timedelta(minutes=2)) -> dict[str, int]:
+    """Re-process failed confirmations, and received ones a crash left behind."""
+    cutoff = timezone.now() - stale_after
+    pending = (
+        Callback.objects.filter(kind=CallbackKind.C2B_CONFIRMATION)
+        .filter(
+            Q(state=CallbackState.FAILED) | Q(state=CallbackState.RECEIVED, received_at__lt=cutoff)
+        )
+        .order_by("received_at", "pk")
+        .values_list("pk", flat=True)
+    )
+    counts: dict[str, int] = {}
+    for callback_id in list(pending):
+        state = confirmation_process(callback_id=callback_id)
+        counts[state] = counts.get(state, 0) + 1
+    return counts

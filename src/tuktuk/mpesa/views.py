@@ -1,0 +1,97 @@
+"""Daraja C2B callback endpoints. Thin: read the request, call the inbox service, answer.
+
+The paths avoid "mpesa"/"safaricom": Daraja refuses callback URLs that contain them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils.crypto import constant_time_compare
+from django.views.decorators.csrf import csrf_exempt
+
+from tuktuk.mpesa import callbacks
+from tuktuk.mpesa.models import CallbackKind, CallbackState
+
+logger = logging.getLogger(__name__)
+
+
+def remote_address(request: HttpRequest) -> str:
+    if settings.CALLBACK_TRUST_FORWARDED_FOR:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if forwarded:
+            # The last hop is the one our own proxy appended; earlier ones are client-supplied.
+            return forwarded.split(",")[-1].strip()
+    return str(request.META.get("REMOTE_ADDR", ""))
+
+
+def _check_token(token: str) -> None:
+    if not constant_time_compare(token, settings.CALLBACK_TOKEN):
+        raise Http404
+
+
+def _read_body(request: HttpRequest, kind: str) -> bytes | None:
+    """The body, or None after storing an oversized one as rejected."""
+    try:
+        return request.body
+    except RequestDataTooBig:
+        head = request.read(4096) if hasattr(request, "read") else b""
+        callbacks.oversized_body_store(
+            kind=kind,
+            size=int(request.META.get("CONTENT_LENGTH") or 0),
+            head=head,
+            content_type=request.content_type or "",
+            remote_addr=remote_address(request),
+        )
+        return None
+
+
+def _unavailable(exc: Exception) -> JsonResponse:
+    # Not even stored: 503 so that Safaricom may retry the delivery.
+    logger.exception("could not store a C2B callback")
+    return JsonResponse(
+        {"ResultCode": 1, "ResultDesc": f"Temporarily unavailable: {type(exc).__name__}"},
+        status=503,
+    )
+
+
+@csrf_exempt
+def c2b_confirmation(request: HttpRequest, token: str) -> HttpResponse:
+    _check_token(token)
+    if request.method != "POST":
+        return JsonResponse({"ResultCode": 1, "ResultDesc": "POST only"}, status=405)
+    try:
+        body = _read_body(request, CallbackKind.C2B_CONFIRMATION)
+        if body is None:
+            return JsonResponse(
+                {"ResultCode": 1, "ResultDesc": "Rejected: body too large"}, status=413
+            )
+        state = callbacks.confirmation_receive(
+            body=body, content_type=request.content_type or "", remote_addr=remote_address(request)
+        )
+    except Exception as exc:
+        return _unavailable(exc)
+    if state == CallbackState.REJECTED:
+        return JsonResponse({"ResultCode": 1, "ResultDesc": "Rejected"}, status=400)
+    # Processed, duplicate, unmatched or failed-and-stored for replay: M-Pesa's job is done.
+    return JsonResponse({"ResultCode": 0, "ResultDesc": "Accepted"})
+
+
+@csrf_exempt
+def c2b_validation(request: HttpRequest, token: str) -> HttpResponse:
+    _check_token(token)
+    if request.method != "POST":
+        return JsonResponse({"ResultCode": "C2B00016", "ResultDesc": "POST only"}, status=405)
+    try:
+        body = _read_body(request, CallbackKind.C2B_VALIDATION)
+        if body is None:
+            return JsonResponse({"ResultCode": "C2B00016", "ResultDesc": "Rejected"}, status=413)
+        answer = callbacks.validation_decide(
+            body=body, content_type=request.content_type or "", remote_addr=remote_address(request)
+        )
+    except Exception as exc:
+        return _unavailable(exc)
+    return JsonResponse({"ResultCode": answer.code, "ResultDesc": answer.description})
