@@ -32,8 +32,19 @@ def vendor(db: None) -> str:
     return connection.vendor
 
 
-@pytest.fixture
-def live_server_proc(transactional_db: None) -> Iterator[LiveServer]:
-    """Our real server (gunicorn) in another process, against the test database."""
+@pytest.fixture(scope="session")
+def _shared_live_server(django_db_setup: None, django_db_blocker: object) -> Iterator[LiveServer]:
     with live_server_process() as server:
         yield server
+
+
+@pytest.fixture
+def live_server_proc(_shared_live_server: LiveServer, transactional_db: None) -> LiveServer:
+    """Our real server (gunicorn, 4 processes x 8 threads) against the test database.
+
+    One server for the session; transactional_db commits each test's data so the server sees
+    it, and empties the tables afterwards.
+    """
+    if _shared_live_server.process.poll() is not None:
+        raise RuntimeError("the live server process has died")
+    return _shared_live_server

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from decimal import Decimal
+
+from django.db.models import Case, F, Value, When
+from django.db.models.functions import Greatest
 
 from tuktuk.fleet.models import Driver, FleetSettings, Vehicle
 from tuktuk.fleet.phone import normalize_msisdn
+from tuktuk.money import ZERO, MoneyField
 
 FIRST_DRIVER_NUMBER = 112001
 _DRIVER_ID = re.compile(r"^DRV-(\d{6})$")
@@ -69,3 +74,38 @@ def driver_upsert(
 
 def fleet_settings_get() -> FleetSettings:
     return FleetSettings.load()
+
+
+def driver_left_to_target_refresh(*, driver_ids: Collection[str]) -> None:
+    """Recompute the cached left_to_target after a driver's target changed (or a new driver).
+
+    Computed in the database from the row's current balance, so a payment posted at the same
+    moment is not overwritten; the balance itself is not touched.
+    """
+    if not driver_ids:
+        return
+    global_target = FleetSettings.load().global_daily_target
+    target = Case(
+        When(daily_target__gt=0, then=F("daily_target")),
+        default=Value(global_target),
+        output_field=MoneyField(),
+    )
+    Driver.objects.filter(driver_id__in=list(driver_ids)).update(
+        left_to_target=Greatest(
+            Value(ZERO, output_field=MoneyField()), target - F("current_balance")
+        )
+    )
+
+
+def vehicle_get_or_create(*, vehicle_id: str, mpesa_account: str) -> tuple[Vehicle | None, bool]:
+    """The vehicle with this id, created when missing; None when another vehicle has the account.
+
+    Unlike vehicle_upsert, an existing vehicle is left exactly as it is.
+    """
+    vehicle = Vehicle.objects.filter(vehicle_id=vehicle_id.strip()).first()
+    if vehicle is not None:
+        return vehicle, False
+    account = Vehicle.canonical_account(mpesa_account)
+    if Vehicle.objects.filter(mpesa_account=account).exists():
+        return None, False
+    return Vehicle.objects.create(vehicle_id=vehicle_id.strip(), mpesa_account=account), True

@@ -41,6 +41,8 @@ def parse_body(body: bytes, content_type: str) -> dict[str, Any]:
         raise CallbackRejected("body is not UTF-8 text") from exc
     if not text.strip():
         raise CallbackRejected("empty body")
+    if content_type.startswith("multipart/"):
+        raise CallbackRejected("multipart bodies are not accepted; send JSON or form-encoded")
     if "application/x-www-form-urlencoded" in content_type:
         return dict(parse_qsl(text, keep_blank_values=True))
     try:

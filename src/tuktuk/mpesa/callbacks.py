@@ -138,9 +138,13 @@ def confirmation_receive(*, body: bytes, content_type: str, remote_addr: str) ->
         content_type=content_type,
         remote_addr=remote_addr,
     )
-    if not caller_allowed(remote_addr):
-        reason = f"caller {remote_addr} is not in TUKTUK_CALLBACK_ALLOWED_IPS"
-        _reject(callback, CallbackRejected(reason))
+    try:
+        if not caller_allowed(remote_addr):
+            raise CallbackRejected(f"caller {remote_addr} is not in TUKTUK_CALLBACK_ALLOWED_IPS")
+        # Checked on the raw bytes: the stored text keeps undecodable bytes only as escapes.
+        parse_body(body, content_type)
+    except CallbackRejected as rejection:
+        _reject(callback, rejection)
         return CallbackState.REJECTED
     return confirmation_process(callback_id=callback.pk)
 

@@ -33,12 +33,23 @@ def _check_token(token: str) -> None:
         raise Http404
 
 
+DRAIN_LIMIT = 16 * 1024 * 1024
+
+
+def _drain(request: HttpRequest) -> None:
+    """Read and drop the rest of an oversized body so the keep-alive connection stays usable."""
+    remaining = DRAIN_LIMIT
+    while remaining > 0 and (chunk := request.read(min(65536, remaining))):
+        remaining -= len(chunk)
+
+
 def _read_body(request: HttpRequest, kind: str) -> bytes | None:
     """The body, or None after storing an oversized one as rejected."""
     try:
         return request.body
     except RequestDataTooBig:
-        head = request.read(4096) if hasattr(request, "read") else b""
+        head = request.read(4096)
+        _drain(request)
         callbacks.oversized_body_store(
             kind=kind,
             size=int(request.META.get("CONTENT_LENGTH") or 0),
