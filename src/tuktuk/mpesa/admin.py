@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from tuktuk.admin_utils import ReadOnlyAdmin
+from tuktuk.mpesa.callbacks import confirmation_process
+from tuktuk.mpesa.models import Callback, CallbackKind, Payout
+
+
+@admin.register(Callback)
+class CallbackAdmin(ReadOnlyAdmin):
+    list_display = [
+        "received_at",
+        "kind",
+        "state",
+        "trans_id",
+        "result_code",
+        "error",
+        "remote_addr",
+    ]
+    list_filter = ["kind", "state"]
+    search_fields = ["trans_id", "body", "error"]
+    actions = ["replay"]
+
+    @admin.action(description="Replay selected failed confirmations")
+    def replay(self, request: HttpRequest, queryset: QuerySet[Callback]) -> None:
+        states = [
+            confirmation_process(callback_id=pk)
+            for pk in queryset.filter(kind=CallbackKind.C2B_CONFIRMATION).values_list(
+                "pk", flat=True
+            )
+        ]
+        self.message_user(
+            request, f"Replayed {len(states)}: {', '.join(states) or 'none'}", messages.INFO
+        )
+
+
+@admin.register(Payout)
+class PayoutAdmin(ReadOnlyAdmin):
+    list_display = [
+        "created_at",
+        "driver",
+        "kind",
+        "amount",
+        "state",
+        "originator_conversation_id",
+        "conversation_id",
+        "receipt",
+        "result_code",
+    ]
+    list_filter = ["state", "kind"]
+    search_fields = [
+        "originator_conversation_id",
+        "conversation_id",
+        "receipt",
+        "driver__driver_id",
+    ]
+    list_select_related = ["driver"]
