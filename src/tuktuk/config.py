@@ -10,6 +10,7 @@ import os
 import secrets
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import dj_database_url
 
@@ -88,3 +89,22 @@ def database_config() -> dict[str, Any]:
     if env_str("TUKTUK_TEST_DATABASE_NAME") and engine != "django.db.backends.sqlite3":
         config["TEST"] = {**config.get("TEST", {}), "NAME": env_str("TUKTUK_TEST_DATABASE_NAME")}
     return config
+
+
+def email_config(url: str) -> dict[str, Any]:
+    """Django EMAIL_* settings from one URL; no URL means emails go to the log (console)."""
+    if not url:
+        return {"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}
+    parts = urlsplit(url)
+    if parts.scheme not in {"smtp", "smtp+tls", "smtps"}:
+        raise ValueError("TUKTUK_EMAIL_URL must start with smtp://, smtp+tls:// or smtps://")
+    return {
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_HOST": parts.hostname or "localhost",
+        "EMAIL_PORT": parts.port or (465 if parts.scheme == "smtps" else 25),
+        "EMAIL_HOST_USER": unquote(parts.username or ""),
+        "EMAIL_HOST_PASSWORD": unquote(parts.password or ""),
+        "EMAIL_USE_TLS": parts.scheme == "smtp+tls",
+        "EMAIL_USE_SSL": parts.scheme == "smtps",
+        "EMAIL_TIMEOUT": 15,
+    }

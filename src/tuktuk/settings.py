@@ -86,6 +86,12 @@ CALLBACK_TRUST_FORWARDED_FOR = config.env_bool("TUKTUK_TRUST_X_FORWARDED_FOR", F
 MAX_PAYMENT_AMOUNT = Decimal(config.env_str("TUKTUK_MAX_PAYMENT_AMOUNT", "250000"))
 POSTING_MAX_ATTEMPTS = config.env_int("TUKTUK_POSTING_MAX_ATTEMPTS", 8)
 
+# Alerts. TUKTUK_EMAIL_URL: smtp://user:pass@host:25, smtp+tls://… (STARTTLS) or smtps://… (TLS).
+ALERT_EMAILS = config.env_list("TUKTUK_ALERT_EMAILS")
+DEFAULT_FROM_EMAIL = config.env_str("TUKTUK_EMAIL_FROM", "TukTuk Ledger <ledger@localhost>")
+globals().update(config.email_config(config.env_str("TUKTUK_EMAIL_URL")))
+RECONCILE_EVERY_HOURS = float(config.env_str("TUKTUK_RECONCILE_EVERY_HOURS", "4"))
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

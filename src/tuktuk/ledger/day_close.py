@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from tuktuk.db import atomic_with_retry
 from tuktuk.fleet.models import Driver, FleetSettings
 from tuktuk.ledger.business_day import business_day_of
 from tuktuk.ledger.models import DayClose, EntryKind, LedgerEntry
@@ -118,3 +119,46 @@ def driver_roll_to_day(*, driver: Driver, day: dt.date, fleet: FleetSettings) ->
 
 def current_business_day(fleet: FleetSettings) -> dt.date:
     return business_day_of(timezone.now(), fleet=fleet)
+
+
+def days_due(fleet: FleetSettings) -> list[dt.date]:
+    """Business days some active driver has not closed although their close time has passed."""
+    today = current_business_day(fleet)
+    oldest = (
+        Driver.objects.filter(is_active=True, balance_day__lt=today)
+        .order_by("balance_day")
+        .values_list("balance_day", flat=True)
+        .first()
+    )
+    if oldest is None:
+        return []
+    return [oldest + dt.timedelta(days=n) for n in range((today - oldest).days)]
+
+
+def day_close_run(*, through_day: dt.date | None = None) -> int:
+    """Close every active driver's days up to `through_day` (default: all due), each driver in
+    its own transaction, in day order. Running it twice closes nothing twice."""
+    fleet = FleetSettings.load()
+    today = current_business_day(fleet)
+    last = through_day or today - dt.timedelta(days=1)
+    if last >= today:
+        raise ValueError(
+            f"{last} is still open; days up to {today - dt.timedelta(days=1)} can close"
+        )
+    closed = 0
+    for driver_pk in Driver.objects.filter(is_active=True).values_list("pk", flat=True):
+
+        def roll(pk: int = driver_pk) -> int:
+            driver = Driver.objects.select_for_update().get(pk=pk)
+            return len(
+                driver_roll_to_day(driver=driver, day=last + dt.timedelta(days=1), fleet=fleet)
+            )
+
+        closed += atomic_with_retry(roll, attempts=5, label="day_close")
+    if closed:
+        events.event_record(
+            title=events.DAY_CLOSED,
+            message=f"{closed} driver-day(s) closed through {last.isoformat()}",
+            data={"through_day": last.isoformat(), "closed": closed},
+        )
+    return closed
