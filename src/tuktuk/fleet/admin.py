@@ -2,12 +2,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
-from django.http import HttpRequest
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 
 from tuktuk.admin_utils import ReadOnlyInline
 from tuktuk.fleet.models import Driver, FleetSettings, Vehicle
-from tuktuk.ledger.models import BalanceCorrection, DayClose
+from tuktuk.ledger.models import BalanceCorrection, DayClose, LedgerEntry, Transaction
+from tuktuk.ledger.reconciliation import fix_driver_balance, reconcile_driver_balance
+
+FIX_PERMISSION = "ledger.add_balancecorrection"
 
 
 @admin.register(FleetSettings)
@@ -96,7 +105,9 @@ class DriverAdmin(admin.ModelAdmin):
         "consecutive_misses",
         "created_at",
         "updated_at",
+        "verification_link",
     ]
+    actions = ["reconciliation_check"]
     fieldsets = [
         (None, {"fields": ["driver_id", "name", "mpesa_number", "vehicle", "is_active"]}),
         (
@@ -112,6 +123,7 @@ class DriverAdmin(admin.ModelAdmin):
                     "balance_day",
                     "consecutive_misses",
                     "flagged_for_review",
+                    "verification_link",
                 ]
             },
         ),
@@ -122,3 +134,88 @@ class DriverAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         fields = list(super().get_readonly_fields(request, obj))
         return [*fields, "driver_id"] if obj else fields
+
+    @admin.display(description="transaction verification")
+    def verification_link(self, driver: Driver) -> str:
+        if not driver.pk:
+            return "—"
+        url = reverse("admin:fleet_driver_verification", args=[driver.pk])
+        return format_html('<a href="{}">Transactions and ledger entries of the day</a>', url)
+
+    def get_urls(self) -> list[URLPattern]:
+        verification = self.admin_site.admin_view(self.verification_view)
+        return [
+            path("<int:pk>/verification/", verification, name="fleet_driver_verification"),
+            *super().get_urls(),
+        ]
+
+    def verification_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        driver = get_object_or_404(Driver, pk=pk)
+        try:
+            result = reconcile_driver_balance(driver.driver_id, request.GET.get("date") or None)
+        except ValueError as exc:
+            messages.error(request, str(exc))
+            result = reconcile_driver_balance(driver.driver_id)
+        day = result["business_day"]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Transaction verification: {driver}",
+            "driver": driver,
+            "result": result,
+            "transactions": Transaction.objects.filter(driver=driver, business_day=day)
+            .select_related("entry")
+            .order_by("received_at", "pk"),
+            "entries": LedgerEntry.objects.filter(driver=driver, business_day=day)
+            .select_related("transaction")
+            .order_by("pk"),
+        }
+        return TemplateResponse(request, "admin/fleet/driver/verification.html", context)
+
+    @admin.action(description="Reconciliation check (then fix after confirmation)")
+    def reconciliation_check(
+        self, request: HttpRequest, queryset: QuerySet[Driver]
+    ) -> HttpResponse | None:
+        drivers = list(queryset.order_by("driver_id"))
+        can_fix = request.user.has_perm(FIX_PERMISSION)
+        if request.POST.get("confirm_fix") == "yes":
+            if not can_fix:
+                raise PermissionDenied
+            reason = request.POST.get("reason", "").strip()
+            if not reason:
+                self.message_user(request, "A reason is required to fix balances.", messages.ERROR)
+                return None
+            for driver in drivers:
+                fixed = fix_driver_balance(
+                    driver.driver_id,
+                    auto_fix=True,
+                    reason=reason,
+                    actor=request.user.get_username(),
+                )
+                level = messages.SUCCESS if fixed["fixed"] else messages.INFO
+                self.message_user(request, f"{driver.driver_id}: {fixed['message']}", level)
+            return None
+        rows = []
+        for driver in drivers:
+            row = reconcile_driver_balance(driver.driver_id)
+            rows.append({**row, "pk": driver.pk})
+        broken = [
+            row
+            for row in rows
+            if row["discrepancy"] or any(p["needs_fix"] for p in row["problems"])
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Reconciliation check",
+            "rows": rows,
+            "result": {
+                "drivers_checked": len(rows),
+                "drivers_with_discrepancies": len(broken),
+                "total_discrepancy_amount": sum(abs(row["discrepancy"]) for row in broken),
+            },
+            "fixable": len(broken),
+            "can_fix": can_fix,
+            "selected": [driver.pk for driver in drivers],
+        }
+        return TemplateResponse(request, "admin/fleet/driver/reconciliation.html", context)
