@@ -69,7 +69,7 @@ def test_current_balance_is_read_only_in_the_admin(admin_client_logged_in: Clien
     assert response.status_code == 302, response.content[:2000]
     driver.refresh_from_db()
     assert driver.name == "Renamed"
-    assert driver.current_balance == 0 and driver.left_to_target == 0
+    assert driver.current_balance == 0 and driver.left_to_target == Decimal("3000.00")
 
 
 def test_ledger_rows_cannot_be_added_or_edited_in_the_admin(admin_client_logged_in: Client) -> None:

@@ -68,7 +68,7 @@ GOOD_LINES = [
         ("07120000x9", "not a Kenyan mobile number"),
         ("712000009", "dropped the leading 0"),
         ("2.54712E+11", "scientific notation"),
-        ("07١٢٠٠٠٠٠٩", "not digits 0-9"),
+        ("07١٢٠٠٠٠٠٩", "not a Kenyan mobile number"),
     ],
 )
 def test_wrong_number_formats_refuse_the_whole_file(seeded: None, number: str, reason: str) -> None:
@@ -441,3 +441,20 @@ def test_dry_run_writes_nothing(seeded: None) -> None:
     result = run(csv_bytes(*GOOD_LINES), dry_run=True)
     assert result.dry_run and result.drivers_created == ["DRV-112004", "DRV-112005"]
     assert fleet_snapshot() == before
+
+
+def test_a_workbook_is_not_csv(db: None) -> None:
+    problems = rejected(b"PK\x03\x04\x14\x00\x06\x00" + bytes(range(256)))
+    assert problems == ["this is a spreadsheet workbook, not CSV; save it as 'CSV UTF-8'"]
+
+
+def test_a_number_shared_by_several_drivers_needs_the_driver_id(seeded: None) -> None:
+    Driver.objects.filter(driver_id="DRV-112003").update(mpesa_number="254712000001")
+    problems = rejected(csv_bytes(",Wanjiku Kamau,0712000001,TUK-009,TUK009,,"))
+    assert problems == [
+        "line 2, column mpesa_number: several drivers have this number "
+        "(DRV-112001, DRV-112003); give the driver_id"
+    ]
+    # On the vehicle of one of them, the line is that driver.
+    run(csv_bytes(",Achieng Odhiambo,0712000001,TUK-003,TUK003,,"))
+    assert Driver.objects.count() == 3

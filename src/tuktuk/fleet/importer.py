@@ -271,11 +271,7 @@ def _check_line(line: int, cells: dict[str, str]) -> tuple[LineValues, list[Prob
         except InvalidPhoneNumber as exc:
             bad("mpesa_number", _phone_reason(raw_number, exc))
         else:
-            # Python's \d also matches non-ASCII digits; Daraja only takes ASCII ones.
-            if number.isascii():
-                values.mpesa_number = number
-            else:
-                bad("mpesa_number", f"{raw_number!r} has characters that are not digits 0-9")
+            values.mpesa_number = number
 
     if "daily_target" in usable:
         values.daily_target, reason = _check_daily_target(usable["daily_target"])
@@ -367,6 +363,17 @@ def _find_duplicates(rows: list[LineValues]) -> list[Problem]:
 
 def fleet_csv_parse(*, data: bytes) -> ParsedFleet:
     """Read and check the file on its own; the database is checked when importing."""
+    if data.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):
+        return ParsedFleet(
+            [],
+            [],
+            [
+                Problem(
+                    None, None, "this is a spreadsheet workbook, not CSV; save it as 'CSV UTF-8'"
+                )
+            ],
+            frozenset(),
+        )
     # surrogateescape keeps undecodable bytes, so each one can be reported on its own line
     # and column instead of failing the whole read; utf-8-sig drops Excel's byte order mark.
     text = data.decode("utf-8-sig", errors="surrogateescape")
@@ -664,7 +671,9 @@ def fleet_import(*, data: bytes, dry_run: bool = False) -> ImportResult:
     parsed = fleet_csv_parse(data=data)
     try:
         with transaction.atomic():
-            # Matched inside the transaction, so what is written is what was checked.
+            # Read inside the transaction that writes: on SQLite (BEGIN IMMEDIATE) nobody can
+            # write in between; on PostgreSQL and MariaDB a concurrent change that conflicts
+            # with the file hits a unique constraint and rolls the whole import back.
             plan, problems = _plan(parsed)
             if parsed.problems or problems:
                 raise ImportRejected([*parsed.problems, *problems])

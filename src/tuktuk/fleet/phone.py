@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 _SEPARATORS = re.compile(r"[\s\-().]")
-_CANONICAL = re.compile(r"^254[17]\d{8}$")
+_CANONICAL = re.compile(r"^254[17][0-9]{8}$")  # [0-9], not \d: no Arabic-Indic digits
 
 
 class InvalidPhoneNumber(ValueError):
@@ -15,7 +15,7 @@ class InvalidPhoneNumber(ValueError):
 def normalize_msisdn(raw: str) -> str:
     """Accept +2547…, 2547…, 07…, 01… (and 2541/+2541); return 2547XXXXXXXX or 2541XXXXXXXX."""
     text = _SEPARATORS.sub("", str(raw or "").strip())
-    if text.startswith("+"):
+    if text.startswith("+254"):
         text = text[1:]
     if text.startswith("0") and len(text) == 10:
         text = "254" + text[1:]

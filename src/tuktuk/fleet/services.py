@@ -6,6 +6,7 @@ import re
 from collections.abc import Collection
 from decimal import Decimal
 
+from django.db import transaction
 from django.db.models import Case, F, Value, When
 from django.db.models.functions import Greatest
 
@@ -61,15 +62,25 @@ def driver_upsert(
         "daily_target": daily_target,
         "fare_percentage": fare_percentage,
     }
-    driver = Driver.objects.filter(driver_id=driver_id).first()
-    if driver is None:
-        return Driver.objects.create(driver_id=driver_id, **fields), True
-    changed = [key for key, value in fields.items() if getattr(driver, key) != value]
-    for key in changed:
-        setattr(driver, key, fields[key])
-    if changed:
-        driver.save(update_fields=[*changed, "updated_at"])
-    return driver, False
+    with transaction.atomic():
+        if vehicle is not None:
+            # One driver per vehicle: whoever held it gives it up.
+            Driver.objects.filter(vehicle=vehicle).exclude(driver_id=driver_id).update(vehicle=None)
+        driver = Driver.objects.filter(driver_id=driver_id).first()
+        created = driver is None
+        if driver is None:
+            driver = Driver.objects.create(driver_id=driver_id, **fields)
+            changed = ["daily_target"]
+        else:
+            changed = [key for key, value in fields.items() if getattr(driver, key) != value]
+            for key in changed:
+                setattr(driver, key, fields[key])
+            if changed:
+                driver.save(update_fields=[*changed, "updated_at"])
+        if "daily_target" in changed:
+            driver_left_to_target_refresh(driver_ids=[driver_id])
+            driver.refresh_from_db(fields=["left_to_target"])
+    return driver, created
 
 
 def fleet_settings_get() -> FleetSettings:

@@ -23,7 +23,6 @@ class TransactionAdmin(ReadOnlyAdmin):
     list_filter = ["status", "transaction_type", "source", "business_day"]
     search_fields = ["trans_id", "account_reference", "payer_msisdn", "driver__driver_id"]
     list_select_related = ["driver"]
-    date_hierarchy = "received_at"
 
 
 @admin.register(LedgerEntry)

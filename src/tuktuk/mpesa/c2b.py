@@ -60,7 +60,10 @@ def _text(payload: dict[str, Any], key: str) -> str:
         return ""
     if isinstance(value, dict | list):
         raise CallbackRejected(f"{key} must be a string", OTHER_ERROR)
-    return str(value).strip()
+    text = str(value).strip()
+    if any(ord(char) < 32 for char in text):
+        raise CallbackRejected(f"{key} contains control characters", OTHER_ERROR)
+    return text
 
 
 def parse_amount(raw: str, *, maximum: Decimal) -> Decimal:

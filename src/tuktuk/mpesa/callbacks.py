@@ -62,7 +62,8 @@ def callback_store(
     return Callback.objects.create(
         kind=kind,
         state=state,
-        body=body.decode("utf-8", errors="backslashreplace"),
+        # PostgreSQL text cannot hold NUL: keep it visible as an escape like other bad bytes.
+        body=body.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00"),
         content_type=content_type[:100],
         remote_addr=remote_addr[:64],
         error=error,
