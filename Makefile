@@ -36,5 +36,15 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Benchmarks (not tests): see bench/README.md.
+bench-import: install
+	$(BIN)/python bench/import_fleet.py
+
+bench-c2b: install
+	$(BIN)/python bench/c2b_load.py
+
+bench-reconcile: install
+	$(BIN)/python bench/reconcile_bench.py
+
 clean:
 	rm -rf $(VENV) var build *.egg-info src/*.egg-info

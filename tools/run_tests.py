@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -97,6 +98,7 @@ def main() -> int:
         code = subprocess.call([sys.executable, "-m", "pytest", *pytest_args], env=env)
         elapsed = time.monotonic() - started
         summary.append((backend, "passed" if code == 0 else f"FAILED (exit {code})", elapsed))
+        shutil.rmtree(data_dir, ignore_errors=True)
         failed = failed or code != 0
     print("\n===== summary =====")
     for backend, outcome, elapsed in summary:
