@@ -86,6 +86,25 @@ CALLBACK_TRUST_FORWARDED_FOR = config.env_bool("TUKTUK_TRUST_X_FORWARDED_FOR", F
 MAX_PAYMENT_AMOUNT = Decimal(config.env_str("TUKTUK_MAX_PAYMENT_AMOUNT", "250000"))
 POSTING_MAX_ATTEMPTS = config.env_int("TUKTUK_POSTING_MAX_ATTEMPTS", 8)
 
+# Daraja (M-Pesa) credentials come from the environment only: never stored, never logged.
+MPESA_BASE_URL = config.env_str("TUKTUK_MPESA_BASE_URL", "https://sandbox.safaricom.co.ke").rstrip(
+    "/"
+)
+MPESA_CONSUMER_KEY = config.env_str("TUKTUK_MPESA_CONSUMER_KEY")
+MPESA_CONSUMER_SECRET = config.env_str("TUKTUK_MPESA_CONSUMER_SECRET")
+MPESA_SHORTCODE = config.env_str("TUKTUK_MPESA_SHORTCODE")
+MPESA_INITIATOR_NAME = config.env_str("TUKTUK_MPESA_INITIATOR_NAME")
+MPESA_SECURITY_CREDENTIAL = config.env_str("TUKTUK_MPESA_SECURITY_CREDENTIAL")
+MPESA_B2C_PATH = config.env_str("TUKTUK_MPESA_B2C_PATH", "/mpesa/b2c/v3/paymentrequest")
+MPESA_TIMEOUT_SECONDS = float(config.env_str("TUKTUK_MPESA_TIMEOUT_SECONDS", "15"))
+# Where Safaricom reaches us (for ResultURL / QueueTimeOutURL).
+PUBLIC_URL = config.env_str("TUKTUK_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+PAYOUT_MAX_ATTEMPTS = config.env_int("TUKTUK_PAYOUT_MAX_ATTEMPTS", 5)
+PAYOUT_BATCH_SIZE = config.env_int("TUKTUK_PAYOUT_BATCH_SIZE", 50)
+# A claimed payout still "sending" after this long: its worker died mid-request.
+PAYOUT_SENDING_STALE_SECONDS = config.env_int("TUKTUK_PAYOUT_SENDING_STALE_SECONDS", 120)
+PAYOUT_STATUS_QUERY = config.env_bool("TUKTUK_MPESA_STATUS_QUERY", True)
+
 # Alerts. TUKTUK_EMAIL_URL: smtp://user:pass@host:25, smtp+tls://… (STARTTLS) or smtps://… (TLS).
 ALERT_EMAILS = config.env_list("TUKTUK_ALERT_EMAILS")
 DEFAULT_FROM_EMAIL = config.env_str("TUKTUK_EMAIL_FROM", "TukTuk Ledger <ledger@localhost>")

@@ -6,7 +6,8 @@ from django.http import HttpRequest
 
 from tuktuk.admin_utils import ReadOnlyAdmin
 from tuktuk.mpesa.callbacks import confirmation_process
-from tuktuk.mpesa.models import Callback, CallbackKind, Payout
+from tuktuk.mpesa.models import Callback, CallbackKind, Payout, PayoutState
+from tuktuk.mpesa.payouts import PayoutError, payout_retry, payouts_release
 
 
 @admin.register(Callback)
@@ -58,3 +59,23 @@ class PayoutAdmin(ReadOnlyAdmin):
         "driver__driver_id",
     ]
     list_select_related = ["driver"]
+    actions = ["release_held", "retry_failed"]
+
+    @admin.action(description="Release selected held payouts")
+    def release_held(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
+        released = payouts_release(
+            actor=request.user.get_username(),
+            payout_ids=list(queryset.values_list("pk", flat=True)),
+        )
+        self.message_user(request, f"Released {released} held payout(s).", messages.SUCCESS)
+
+    @admin.action(description="Retry selected failed payouts (outcome known)")
+    def retry_failed(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
+        for payout in queryset:
+            try:
+                payout_retry(
+                    payout_id=payout.pk, actor=request.user.get_username(), reason="admin retry"
+                )
+                self.message_user(request, f"Payout {payout.pk} queued again.", messages.SUCCESS)
+            except PayoutError as exc:
+                self.message_user(request, str(exc), messages.ERROR)

@@ -15,6 +15,10 @@ from tuktuk.money import MoneyField
 class CallbackKind(models.TextChoices):
     C2B_VALIDATION = "c2b_validation", "C2B validation"
     C2B_CONFIRMATION = "c2b_confirmation", "C2B confirmation"
+    B2C_RESULT = "b2c_result", "B2C result"
+    B2C_TIMEOUT = "b2c_timeout", "B2C queue timeout"
+    STATUS_RESULT = "status_result", "Transaction status result"
+    STATUS_TIMEOUT = "status_timeout", "Transaction status timeout"
 
 
 class CallbackState(models.TextChoices):
@@ -58,6 +62,9 @@ class Callback(models.Model):
 class PayoutState(models.TextChoices):
     HELD = "held", "Held (instant payouts off)"
     PENDING = "pending", "Pending"
+    # Claimed by a worker, request in flight. A worker killed here leaves the row "sending";
+    # after a timeout it becomes "unknown" (the request may have reached M-Pesa).
+    SENDING = "sending", "Sending"
     SUBMITTED = "submitted", "Submitted"
     COMPLETED = "completed", "Completed"
     FAILED = "failed", "Failed"
@@ -86,12 +93,19 @@ class Payout(models.Model):
     result_code = models.CharField(max_length=32, blank=True)
     result_desc = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=64, blank=True)
+    status_queried_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.CharField(max_length=150, blank=True)
+    failure_alerted_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["state", "created_at"])]
+        indexes = [models.Index(fields=["state", "next_attempt_at"])]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="payout_amount_positive"),
             models.CheckConstraint(

@@ -13,7 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
 
-from tuktuk.mpesa import callbacks
+from tuktuk.mpesa import b2c_callbacks, callbacks
 from tuktuk.mpesa.models import CallbackKind, CallbackState
 
 logger = logging.getLogger(__name__)
@@ -106,3 +106,34 @@ def c2b_validation(request: HttpRequest, token: str) -> HttpResponse:
     except Exception as exc:
         return _unavailable(exc)
     return JsonResponse({"ResultCode": answer.code, "ResultDesc": answer.description})
+
+
+def _b2c_callback(kind: str):  # type: ignore[no-untyped-def]
+    @csrf_exempt
+    def view(request: HttpRequest, token: str) -> HttpResponse:
+        _check_token(token)
+        if request.method != "POST":
+            return JsonResponse({"ResultCode": 1, "ResultDesc": "POST only"}, status=405)
+        try:
+            body = _read_body(request, kind)
+            if body is None:
+                return JsonResponse({"ResultCode": 1, "ResultDesc": "Rejected"}, status=413)
+            state = b2c_callbacks.b2c_callback_receive(
+                kind=kind,
+                body=body,
+                content_type=request.content_type or "",
+                remote_addr=remote_address(request),
+            )
+        except Exception as exc:
+            return _unavailable(exc)
+        if state == CallbackState.REJECTED:
+            return JsonResponse({"ResultCode": 1, "ResultDesc": "Rejected"}, status=400)
+        return JsonResponse({"ResultCode": 0, "ResultDesc": "Accepted"})
+
+    return view
+
+
+b2c_result = _b2c_callback(CallbackKind.B2C_RESULT)
+b2c_timeout = _b2c_callback(CallbackKind.B2C_TIMEOUT)
+status_result = _b2c_callback(CallbackKind.STATUS_RESULT)
+status_timeout = _b2c_callback(CallbackKind.STATUS_TIMEOUT)

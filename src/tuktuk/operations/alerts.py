@@ -48,3 +48,30 @@ def discrepancy_alert_send(*, result: dict[str, Any]) -> bool:
     message.send()
     logger.info("discrepancy alert sent", extra={"recipients": len(recipients), "drivers": broken})
     return True
+
+
+def payout_failure_alert_send(*, payouts: list[Any]) -> bool:
+    """One email listing payouts that failed and need an operator."""
+    recipients = alert_recipients()
+    if not payouts or not recipients:
+        return False
+    total = sum((p.amount for p in payouts), start=payouts[0].amount * 0)
+    lines = [
+        f"{len(payouts)} driver payout(s) failed ({format_ksh(total)} KSH in total):",
+        "",
+        *(
+            f"  {p.driver.driver_id} {p.driver.name}: {format_ksh(p.amount)} KSH to {p.phone} "
+            f"({p.originator_conversation_id}): {p.result_code} {p.result_desc}"
+            for p in payouts
+        ),
+        "",
+        "Retry them from the admin (Payouts) or with `tuktuk payouts retry ID --reason TEXT`.",
+    ]
+    EmailMessage(
+        subject=f"⚠️ Payouts Failed - {len(payouts)} Payouts",
+        body="\n".join(lines),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=recipients,
+        connection=get_connection(fail_silently=False),
+    ).send()
+    return True

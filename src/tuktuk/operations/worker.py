@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,9 +18,11 @@ from django.utils import timezone
 from tuktuk.fleet.models import FleetSettings
 from tuktuk.ledger.day_close import day_close_run, days_due
 from tuktuk.ledger.reconciliation import reconcile_all_drivers_balances
+from tuktuk.mpesa import daraja
 from tuktuk.mpesa.callbacks import callbacks_replay
+from tuktuk.mpesa.payouts import payouts_failed_unalerted, payouts_work
 from tuktuk.operations import services as events
-from tuktuk.operations.alerts import discrepancy_alert_send
+from tuktuk.operations.alerts import discrepancy_alert_send, payout_failure_alert_send
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +31,32 @@ logger = logging.getLogger(__name__)
 class WorkerState:
     last_reconciliation: dt.datetime | None = None
     report: dict[str, Any] = field(default_factory=dict)
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    # Kept between passes so the OAuth token is cached until shortly before it expires.
+    client: daraja.DarajaClient | None = None
+
+
+def _alert_safely(send: Any, **kwargs: Any) -> bool:
+    try:
+        return bool(send(**kwargs))
+    except Exception as exc:  # a mail outage must not stop payouts or the day close
+        logger.exception("alert email could not be sent")
+        events.event_record(
+            title="Alert Email Failed", level="error", message=f"{type(exc).__name__}: {exc}"
+        )
+        return False
+
+
+def _payouts(state: WorkerState) -> dict[str, Any]:
+    if not daraja.is_configured():
+        return {"skipped": "Daraja credentials not configured"}
+    if state.client is None:
+        state.client = daraja.DarajaClient()
+    report: dict[str, Any] = payouts_work(client=state.client, worker=state.worker_id).as_dict()
+    failed = payouts_failed_unalerted()
+    if failed:
+        report["failure_alert_sent"] = _alert_safely(payout_failure_alert_send, payouts=failed)
+    return report
 
 
 def _reconcile_and_alert(state: WorkerState, *, why: str) -> dict[str, Any]:
@@ -38,21 +68,13 @@ def _reconcile_and_alert(state: WorkerState, *, why: str) -> dict[str, Any]:
         "alert_sent": False,
     }
     if result["drivers_with_discrepancies"]:
-        try:
-            summary["alert_sent"] = discrepancy_alert_send(result=result)
-        except Exception as exc:  # a mail outage must not stop the day close
-            logger.exception("discrepancy alert could not be sent")
-            events.event_record(
-                title="Alert Email Failed",
-                level="error",
-                message=f"{type(exc).__name__}: {exc}",
-            )
+        summary["alert_sent"] = _alert_safely(discrepancy_alert_send, result=result)
     return summary
 
 
 def worker_tick(state: WorkerState) -> dict[str, Any]:
     """One pass of everything that is due. Safe to run from several workers at once."""
-    report: dict[str, Any] = {"replayed": callbacks_replay()}
+    report: dict[str, Any] = {"replayed": callbacks_replay(), "payouts": _payouts(state)}
     fleet = FleetSettings.load()
     due = days_due(fleet)
     every = dt.timedelta(hours=settings.RECONCILE_EVERY_HOURS)

@@ -1,0 +1,206 @@
+"""Daraja HTTP client (httpx): OAuth token cache, B2C payment request, Transaction Status.
+
+Every answer is classified by what it tells us about the money: accepted, refused before M-Pesa
+processed it (safe to try again), or unknown (the request may have been processed: never resend
+blindly). Credentials are read from settings (the environment) and never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+DUPLICATE_ORIGINATOR_ID = "500.002.1001"
+# Refresh the token this long before Daraja says it expires.
+TOKEN_MARGIN_SECONDS = 60
+
+
+class DarajaNotConfigured(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Accepted:
+    conversation_id: str
+    originator_conversation_id: str
+
+
+@dataclass(frozen=True)
+class AlreadySubmitted:
+    """Daraja already holds a request with this OriginatorConversationID."""
+
+    detail: str
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Not processed by M-Pesa (never reached it, or refused as invalid): may be tried again."""
+
+    detail: str
+
+
+@dataclass(frozen=True)
+class Unknown:
+    """The request may have been processed (timeout after sending, 5xx): do not resend."""
+
+    detail: str
+
+
+Outcome = Accepted | AlreadySubmitted | Refused | Unknown
+
+
+def is_configured() -> bool:
+    return all(
+        [
+            settings.MPESA_CONSUMER_KEY,
+            settings.MPESA_CONSUMER_SECRET,
+            settings.MPESA_SHORTCODE,
+            settings.MPESA_INITIATOR_NAME,
+            settings.MPESA_SECURITY_CREDENTIAL,
+        ]
+    )
+
+
+def callback_url(kind: str) -> str:
+    return f"{settings.PUBLIC_URL}/b2c/{settings.CALLBACK_TOKEN}/{kind}"
+
+
+class DarajaClient:
+    def __init__(self, *, base_url: str | None = None, timeout: float | None = None) -> None:
+        if not is_configured():
+            raise DarajaNotConfigured(
+                "set TUKTUK_MPESA_CONSUMER_KEY, _CONSUMER_SECRET, _SHORTCODE, _INITIATOR_NAME "
+                "and _SECURITY_CREDENTIAL"
+            )
+        seconds = timeout or settings.MPESA_TIMEOUT_SECONDS
+        self._http = httpx.Client(
+            base_url=base_url or settings.MPESA_BASE_URL,
+            timeout=httpx.Timeout(seconds, connect=min(5.0, seconds)),
+        )
+        self._token: str | None = None
+        self._token_expires_at = 0.0
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # OAuth ---------------------------------------------------------------------------------
+
+    def _fetch_token(self) -> str:
+        response = self._http.get(
+            "/oauth/v1/generate",
+            params={"grant_type": "client_credentials"},
+            auth=(settings.MPESA_CONSUMER_KEY, settings.MPESA_CONSUMER_SECRET),
+        )
+        response.raise_for_status()
+        body = response.json()
+        # Daraja sends expires_in as a string ("3599").
+        lifetime = float(body.get("expires_in", 3599))
+        self._token = str(body["access_token"])
+        self._token_expires_at = time.monotonic() + max(0.0, lifetime - TOKEN_MARGIN_SECONDS)
+        return self._token
+
+    def token(self, *, refresh: bool = False) -> str:
+        with self._lock:
+            if refresh or self._token is None or time.monotonic() >= self._token_expires_at:
+                return self._fetch_token()
+            return self._token
+
+    # Requests ------------------------------------------------------------------------------
+
+    def _post(self, path: str, body: dict[str, Any]) -> Outcome | httpx.Response:
+        """POST with a bearer token; one token refresh when Daraja says the token is invalid
+        (it refused the request without processing it, so sending it again is safe)."""
+        for attempt in (1, 2):
+            try:
+                token = self.token(refresh=attempt == 2)
+            except (httpx.HTTPError, KeyError, ValueError) as exc:
+                return Refused(f"OAuth failed: {type(exc).__name__}: {exc}")
+            try:
+                response = self._http.post(
+                    path, json=body, headers={"Authorization": f"Bearer {token}"}
+                )
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                return Refused(f"not reached: {type(exc).__name__}: {exc}")
+            except httpx.HTTPError as exc:
+                # Sent (or partly sent) and no answer: M-Pesa may have processed it.
+                return Unknown(f"no answer: {type(exc).__name__}: {exc}")
+            if response.status_code == 401 and attempt == 1:
+                continue
+            return response
+        return Refused("OAuth token refused twice")
+
+    def b2c_payment(
+        self, *, originator_conversation_id: str, amount: Decimal, phone: str, remarks: str
+    ) -> Outcome:
+        body = {
+            "OriginatorConversationID": originator_conversation_id,
+            "InitiatorName": settings.MPESA_INITIATOR_NAME,
+            "SecurityCredential": settings.MPESA_SECURITY_CREDENTIAL,
+            "CommandID": "BusinessPayment",
+            "Amount": int(amount),  # whole shillings only
+            "PartyA": settings.MPESA_SHORTCODE,
+            "PartyB": phone,
+            "Remarks": remarks[:100] or "Driver payout",
+            "QueueTimeOutURL": callback_url("timeout"),
+            "ResultURL": callback_url("result"),
+            "Occasion": originator_conversation_id,
+        }
+        result = self._post(settings.MPESA_B2C_PATH, body)
+        if not isinstance(result, httpx.Response):
+            return result
+        return _classify(result, originator_conversation_id)
+
+    def transaction_status(self, *, originator_conversation_id: str) -> Outcome:
+        body = {
+            "Initiator": settings.MPESA_INITIATOR_NAME,
+            "SecurityCredential": settings.MPESA_SECURITY_CREDENTIAL,
+            "CommandID": "TransactionStatusQuery",
+            "OriginatorConversationID": originator_conversation_id,
+            "PartyA": settings.MPESA_SHORTCODE,
+            "IdentifierType": "4",
+            "ResultURL": callback_url("status-result"),
+            "QueueTimeOutURL": callback_url("status-timeout"),
+            "Remarks": "Payout status check",
+            "Occasion": originator_conversation_id,
+        }
+        result = self._post("/mpesa/transactionstatus/v1/query", body)
+        if not isinstance(result, httpx.Response):
+            return result
+        return _classify(result, originator_conversation_id)
+
+
+def _classify(response: httpx.Response, originator_conversation_id: str) -> Outcome:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    code = str(body.get("errorCode", ""))
+    detail = f"HTTP {response.status_code} {code} {body.get('errorMessage', '')}".strip()
+    if code == DUPLICATE_ORIGINATOR_ID:
+        return AlreadySubmitted(detail)
+    if response.status_code == 200 and "ResponseCode" in body and str(body["ResponseCode"]) != "0":
+        return Refused(
+            f"HTTP 200 ResponseCode {body['ResponseCode']} {body.get('ResponseDescription', '')}"
+        )
+    if response.status_code == 200 and str(body.get("ResponseCode")) == "0":
+        return Accepted(
+            conversation_id=str(body.get("ConversationID", "")),
+            originator_conversation_id=str(
+                body.get("OriginatorConversationID", originator_conversation_id)
+            ),
+        )
+    if 400 <= response.status_code < 500:
+        return Refused(detail)
+    return Unknown(detail)
