@@ -6,7 +6,7 @@ from django.http import HttpRequest
 
 from tuktuk.admin_utils import ReadOnlyAdmin
 from tuktuk.mpesa.callbacks import confirmation_process
-from tuktuk.mpesa.models import Callback, CallbackKind, Payout, PayoutState
+from tuktuk.mpesa.models import Callback, CallbackKind, Payout
 from tuktuk.mpesa.payouts import PayoutError, payout_retry, payouts_release
 
 
