@@ -1,10 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from tuktuk.operations.api import api
 from tuktuk.operations.views import health
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("health", health, name="health"),
+    path("api/v1/", api.urls),
     path("", include("tuktuk.mpesa.urls")),
 ]

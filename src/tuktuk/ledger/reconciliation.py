@@ -8,6 +8,7 @@ of the driver's ledger entries for the business day, opening carry-over included
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from decimal import Decimal
 from typing import Any
 
@@ -29,6 +30,8 @@ from tuktuk.ledger.models import (
 from tuktuk.ledger.selectors import BalanceSnapshot, DayState, balance_snapshots
 from tuktuk.money import ZERO, format_ksh, money
 from tuktuk.operations import services as events
+
+logger = logging.getLogger(__name__)
 
 
 class DriverNotFound(LookupError):
@@ -92,16 +95,9 @@ def reconcile_driver_balance(driver_name: str, date: dt.date | str | None = None
     driver = _driver(driver_name)
     fleet = FleetSettings.load()
     (snapshot,) = balance_snapshots(driver_pks=[driver.pk], day=_parse_day(date))
-    result = _snapshot_dict(snapshot, fleet)
-    if snapshot.needs_fix:
-        events.event_record(
-            title=events.DISCREPANCY_DETECTED,
-            level="warning",
-            driver=driver,
-            message=result["message"],
-            data={k: str(v) for k, v in result.items() if k != "problems"},
-        )
-    return result
+    # A read: no event here, so polling a driver's reconciliation cannot flood the log. The
+    # batch check and every fix record what they found.
+    return _snapshot_dict(snapshot, fleet)
 
 
 def _post_missing_contributions(
@@ -158,6 +154,8 @@ def fix_driver_balance(
     actor: str = "system",
 ) -> dict[str, Any]:
     """Make the driver's open-day balance equal its ledger. auto_fix=False previews only."""
+    if auto_fix and not reason.strip():
+        raise ValueError("a reason is required to fix a balance")
     driver = _driver(driver_name)
     day = _parse_day(date)
     preview = reconcile_driver_balance(driver.driver_id, day)
@@ -170,19 +168,36 @@ def fix_driver_balance(
     }
     needs = preview["discrepancy"] != 0 or any(p["needs_fix"] for p in preview["problems"])
     if not auto_fix:
+        message = preview["message"]
+        if preview["day_state"] != DayState.OPEN:
+            # Closed days are never rewritten: say what a fix would really do.
+            missing = [p for p in preview["problems"] if p["needs_fix"]]
+            message += (
+                f" (closed day: a fix posts {len(missing)} correction(s) for missing or "
+                "differing entries into the open day; the balance recorded at the close stays)"
+            )
+        elif needs:
+            message += " (preview: run with auto_fix=True and a reason to fix)"
         return {
             **base,
             "success": True,
             "fixed": False,
             "preview": True,
-            "message": preview["message"]
-            + ("" if not needs else " (preview: run with auto_fix=True and a reason to fix)"),
+            "day_state": preview["day_state"],
+            "message": message,
             "old_balance": preview["old_balance"],
             "new_balance": preview["calculated_balance"],
             "adjustment": preview["discrepancy"],
         }
-    if not reason.strip():
-        raise ValueError("a reason is required to fix a balance")
+    if needs:
+        events.event_record(
+            title=events.DISCREPANCY_DETECTED,
+            level="warning",
+            driver=driver,
+            actor=actor,
+            message=preview["message"],
+            data={k: str(v) for k, v in preview.items() if k != "problems"},
+        )
 
     def fix() -> dict[str, Any]:
         fleet = FleetSettings.load()
@@ -291,11 +306,17 @@ def reconcile_all_drivers_balances(
         }
         fixable = snapshot.day_state == DayState.OPEN or any(p.needs_fix for p in snapshot.problems)
         if auto_fix and not entry["needs_review"] and fixable:
-            fixed = fix_driver_balance(
-                snapshot.driver_id, day, auto_fix=True, reason=reason, actor=actor
-            )
-            entry["fixed"] = fixed["fixed"]
-            entry["message"] = fixed["message"]
+            # One transaction per driver: a failure is reported for that driver and the
+            # others are still fixed, never a half-told story.
+            try:
+                fixed = fix_driver_balance(
+                    snapshot.driver_id, day, auto_fix=True, reason=reason, actor=actor
+                )
+                entry["fixed"] = fixed["fixed"]
+                entry["message"] = fixed["message"]
+            except Exception as exc:
+                logger.exception("auto-fix failed", extra={"driver": snapshot.driver_id})
+                entry["error"] = f"{type(exc).__name__}: {exc}"
         results.append(entry)
     total = sum((abs(s.discrepancy) for s in broken), ZERO)
     if broken:
