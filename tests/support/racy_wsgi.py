@@ -33,7 +33,7 @@ def read_modify_save_post_once(payment, source, within):  # type: ignore[no-unty
     fleet = FleetSettings.load()
     now = timezone.now()
     day = business_day_of(now, fleet=fleet)
-    vehicle, driver_pk = services._resolve_driver_pk(payment.account_reference)
+    vehicle, driver_pk, _ = services._resolve_driver_pk(payment.account_reference)
     existing = Transaction.objects.filter(trans_id=payment.trans_id).first()
     if existing is not None:
         result = services.PostingResult(services.PostingOutcome.DUPLICATE, existing)

@@ -53,11 +53,25 @@ class Transaction(models.Model):
     mpesa_time = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField()
     business_day = models.DateField(null=True, blank=True)
+    # Uncaptured payments: how and by whom an operator assigned it to a driver.
+    assignment = models.CharField(
+        max_length=16,
+        blank=True,
+        choices=[("send_share", "Send share"), ("deposit_share", "Deposit share")],
+    )
+    assigned_by = models.CharField(max_length=150, blank=True)
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-received_at", "-id"]
         indexes = [models.Index(fields=["driver", "business_day"])]
+        permissions = [
+            ("assign_uncaptured", "Can assign uncaptured payments to drivers"),
+            ("record_missed", "Can record missed M-Pesa payments"),
+            ("manage_payouts", "Can release, retry and resolve payouts"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="transaction_amount_positive"),
             models.CheckConstraint(
@@ -201,3 +215,101 @@ class BalanceCorrection(models.Model):
 
     def __str__(self) -> str:
         return f"{self.driver_id} {self.old_balance} → {self.new_balance}"
+
+
+class AdjustmentState(models.TextChoices):
+    OPEN = "open", "Open"
+    SETTLED = "settled", "Settled"
+
+
+class Adjustment(models.Model):
+    """A debt the driver owes the fleet (e.g. an overpayment). Never touches the target
+    balance; settled by Driver Repayments, oldest first."""
+
+    driver = models.ForeignKey(Driver, on_delete=models.PROTECT, related_name="adjustments")
+    transaction = models.OneToOneField(
+        Transaction, on_delete=models.PROTECT, related_name="adjustment"
+    )
+    amount = MoneyField()
+    repaid = MoneyField(default=0)
+    description = models.TextField()
+    state = models.CharField(
+        max_length=8, choices=AdjustmentState.choices, default=AdjustmentState.OPEN
+    )
+    created_by = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="adjustment_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(repaid__gte=0) & Q(repaid__lte=F("amount")),
+                name="adjustment_repaid_within_amount",
+            ),
+            models.CheckConstraint(
+                condition=~Q(state="settled") | Q(repaid=F("amount")),
+                name="adjustment_settled_means_repaid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.driver_id} owes {self.amount - self.repaid} ({self.state})"
+
+    @property
+    def outstanding(self) -> Any:
+        return self.amount - self.repaid
+
+
+class AdjustmentRepayment(models.Model):
+    """Which repayment paid how much of which adjustment."""
+
+    adjustment = models.ForeignKey(Adjustment, on_delete=models.PROTECT, related_name="repayments")
+    transaction = models.ForeignKey(
+        Transaction, on_delete=models.PROTECT, related_name="repayment_allocations"
+    )
+    amount = MoneyField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="repayment_amount_positive"),
+            models.UniqueConstraint(fields=["adjustment", "transaction"], name="repayment_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount} of adjustment {self.adjustment_id}"
+
+
+class MissedPaymentState(models.TextChoices):
+    VERIFYING = "verifying", "Waiting for the M-Pesa status check"
+    POSTED = "posted", "Posted"
+    REJECTED = "rejected", "Rejected by the status check"
+
+
+class MissedPayment(models.Model):
+    """An operator's record of a payment the webhook never delivered."""
+
+    trans_id = models.CharField(max_length=64, unique=True)
+    amount = MoneyField()
+    msisdn = models.CharField(max_length=64)
+    mpesa_time = models.DateTimeField()
+    vehicle = models.ForeignKey(Vehicle, on_delete=models.PROTECT)
+    reason = models.TextField()
+    recorded_by = models.CharField(max_length=150)
+    state = models.CharField(max_length=10, choices=MissedPaymentState.choices)
+    detail = models.TextField(blank=True)
+    transaction = models.OneToOneField(
+        Transaction, null=True, blank=True, on_delete=models.PROTECT, related_name="missed_record"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="missed_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trans_id} {self.amount} ({self.state})"

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from tuktuk.db import atomic_with_retry
 from tuktuk.fleet.models import Driver, FleetSettings, Vehicle
+from tuktuk.ledger.adjustments import repayment_allocate, repayment_recognised
 from tuktuk.ledger.business_day import business_day_of
 from tuktuk.ledger.day_close import driver_roll_to_day
 from tuktuk.ledger.models import (
@@ -54,6 +55,7 @@ class PostingOutcome(StrEnum):
     POSTED = "posted"
     DUPLICATE = "duplicate"
     UNMATCHED = "unmatched"
+    REPAYMENT = "repayment"
 
 
 @dataclass(frozen=True)
@@ -94,15 +96,20 @@ def driver_balance_credit(
     )
 
 
-def _resolve_driver_pk(account_reference: str) -> tuple[Vehicle | None, int | None]:
+def _resolve_driver_pk(account_reference: str) -> tuple[Vehicle | None, int | None, bool]:
+    """(vehicle, driver pk, by_driver_id). An account reference that is a driver id
+    (DRV-112001) is the driver paying the fleet, not a passenger paying a vehicle."""
     account = Vehicle.canonical_account(account_reference)
+    by_id = Driver.objects.filter(driver_id=account, is_active=True).values_list("pk", flat=True)
+    if driver_pk := by_id.first():
+        return None, driver_pk, True
     vehicle = Vehicle.objects.filter(mpesa_account=account, is_active=True).first()
     if vehicle is None:
-        return None, None
+        return None, None, False
     driver_pk = (
         Driver.objects.filter(vehicle=vehicle, is_active=True).values_list("pk", flat=True).first()
     )
-    return vehicle, driver_pk
+    return vehicle, driver_pk, False
 
 
 def _transaction_fields(payment: IncomingPayment, source: str) -> dict[str, object]:
@@ -123,7 +130,7 @@ def _post_once(
     fleet = FleetSettings.load()
     now = timezone.now()
     day = business_day_of(now, fleet=fleet)
-    vehicle, driver_pk = _resolve_driver_pk(payment.account_reference)
+    vehicle, driver_pk, by_driver_id = _resolve_driver_pk(payment.account_reference)
     existing = Transaction.objects.filter(trans_id=payment.trans_id).first()
     if driver_pk is None and existing is not None:
         result = PostingResult(PostingOutcome.DUPLICATE, existing)
@@ -143,47 +150,43 @@ def _post_once(
         existing = Transaction.objects.filter(trans_id=payment.trans_id).first()
         if existing is not None:
             result = PostingResult(PostingOutcome.DUPLICATE, existing)
-        else:
-            result = PostingResult(
-                PostingOutcome.POSTED,
-                _post_to_locked_driver(
-                    payment=payment,
-                    source=source,
-                    driver=driver,
-                    vehicle=vehicle,
-                    fleet=fleet,
-                    day=day,
-                    now=now,
-                ),
+        elif by_driver_id or repayment_recognised(driver=driver, payment=payment):
+            repayment = Transaction.objects.create(
+                **_transaction_fields(payment, source),
+                status=TransactionStatus.COMPLETED,
+                transaction_type=TransactionType.DRIVER_REPAYMENT,
+                driver=driver,
+                received_at=now,
+                business_day=day,
             )
+            repayment_allocate(driver=driver, repayment=repayment)
+            result = PostingResult(PostingOutcome.REPAYMENT, repayment)
+        else:
+            driver_roll_to_day(driver=driver, day=day, fleet=fleet)
+            split = driver_split(driver=driver, fleet=fleet, amount=payment.amount)
+            posted = Transaction.objects.create(
+                **_transaction_fields(payment, source),
+                status=TransactionStatus.COMPLETED,
+                transaction_type=TransactionType.PAYMENT,
+                driver=driver,
+                vehicle=vehicle,
+                driver_share=split.driver_share,
+                target_contribution=split.target_contribution,
+                received_at=now,
+                business_day=day,
+            )
+            driver_credit(driver=driver, fleet=fleet, day=day, posted=posted, split=split)
+            result = PostingResult(PostingOutcome.POSTED, posted)
     if within is not None:
         within(result)
     return result
 
 
-def _post_to_locked_driver(
-    *,
-    payment: IncomingPayment,
-    source: str,
-    driver: Driver,
-    vehicle: Vehicle | None,
-    fleet: FleetSettings,
-    day: dt.date,
-    now: dt.datetime,
-) -> Transaction:
-    driver_roll_to_day(driver=driver, day=day, fleet=fleet)
-    split = driver_split(driver=driver, fleet=fleet, amount=payment.amount)
-    posted = Transaction.objects.create(
-        **_transaction_fields(payment, source),
-        status=TransactionStatus.COMPLETED,
-        transaction_type=TransactionType.PAYMENT,
-        driver=driver,
-        vehicle=vehicle,
-        driver_share=split.driver_share,
-        target_contribution=split.target_contribution,
-        received_at=now,
-        business_day=day,
-    )
+def driver_credit(
+    *, driver: Driver, fleet: FleetSettings, day: dt.date, posted: Transaction, split: Split
+) -> None:
+    """The money side of a completed payment, for a driver row the caller has locked and
+    rolled to `day`: its contribution entry, the cached balance, the payout row."""
     LedgerEntry.objects.create(
         driver=driver,
         business_day=day,
@@ -199,11 +202,10 @@ def _post_to_locked_driver(
             driver=driver,
             amount=split.driver_share,
             kind=PayoutKind.SHARE,
-            originator_conversation_id=share_originator_id(payment.trans_id),
+            originator_conversation_id=share_originator_id(posted.trans_id),
             instant=driver.effective_instant_payout(fleet),
             transaction=posted,
         )
-    return posted
 
 
 def _record_duplicate(

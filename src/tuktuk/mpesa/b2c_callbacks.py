@@ -11,6 +11,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from tuktuk.ledger.missed import OCCASION_PREFIX, missed_payment_verified
 from tuktuk.mpesa.c2b import CallbackRejected
 from tuktuk.mpesa.callbacks import callback_store, caller_allowed
 from tuktuk.mpesa.models import Callback, CallbackKind, CallbackState, Payout, PayoutState
@@ -181,7 +182,25 @@ def _apply_result(callback: Callback, notice: ResultNotice, *, timed_out: bool) 
     )
 
 
+def _apply_missed_verification(callback: Callback, notice: ResultNotice) -> str:
+    trans_id = notice.occasion.removeprefix(OCCASION_PREFIX)
+    status = str(notice.parameters.get("TransactionStatus") or "")
+    record = missed_payment_verified(
+        trans_id=trans_id,
+        completed=notice.result_code == "0" and status.lower() == "completed",
+        amount=notice.parameters.get("Amount"),
+        detail=f"status query: {notice.result_code} {status or notice.result_desc}",
+    )
+    state = CallbackState.PROCESSED if record is not None else CallbackState.DUPLICATE
+    Callback.objects.filter(pk=callback.pk).update(
+        state=state, processed_at=timezone.now(), trans_id=trans_id[:64]
+    )
+    return state
+
+
 def _apply_status(callback: Callback, notice: ResultNotice, *, timed_out: bool) -> str:
+    if notice.occasion.startswith(OCCASION_PREFIX) and not timed_out:
+        return _apply_missed_verification(callback, notice)
     checked = str(notice.parameters.get("OriginatorConversationID") or "")
     payout = _find_payout(checked, notice.occasion)
     if payout is None:

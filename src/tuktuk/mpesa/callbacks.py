@@ -31,6 +31,7 @@ _POSTING_STATES = {
     PostingOutcome.POSTED: CallbackState.PROCESSED,
     PostingOutcome.DUPLICATE: CallbackState.DUPLICATE,
     PostingOutcome.UNMATCHED: CallbackState.UNMATCHED,
+    PostingOutcome.REPAYMENT: CallbackState.PROCESSED,
 }
 # States a confirmation may be (re)processed from. Compare-and-swap on these makes a replay
 # racing a live request harmless: the posting is idempotent and only one marks the row.

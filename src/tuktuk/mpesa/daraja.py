@@ -160,18 +160,25 @@ class DarajaClient:
             return result
         return _classify(result, originator_conversation_id)
 
-    def transaction_status(self, *, originator_conversation_id: str) -> Outcome:
+    def transaction_status(
+        self, *, originator_conversation_id: str = "", transaction_id: str = "", occasion: str = ""
+    ) -> Outcome:
+        """Ask about a B2C request (by our OriginatorConversationID) or any M-Pesa receipt
+        (TransactionID). The answer comes later to the status-result callback; `occasion`
+        comes back in it and tells us what we asked about."""
+        occasion = occasion or originator_conversation_id
         body = {
             "Initiator": settings.MPESA_INITIATOR_NAME,
             "SecurityCredential": settings.MPESA_SECURITY_CREDENTIAL,
             "CommandID": "TransactionStatusQuery",
+            "TransactionID": transaction_id,
             "OriginatorConversationID": originator_conversation_id,
             "PartyA": settings.MPESA_SHORTCODE,
             "IdentifierType": "4",
             "ResultURL": callback_url("status-result"),
             "QueueTimeOutURL": callback_url("status-timeout"),
-            "Remarks": "Payout status check",
-            "Occasion": originator_conversation_id,
+            "Remarks": "Status check",
+            "Occasion": occasion,
         }
         result = self._post("/mpesa/transactionstatus/v1/query", body)
         if not isinstance(result, httpx.Response):

@@ -1,0 +1,140 @@
+"""Adjustments (debts a driver owes the fleet) and the Driver Repayments that settle them.
+
+They never touch the target balance. A payment is a repayment only when it is clearly the
+driver's: paid with the account reference set to the driver's id, or from the driver's own
+number for exactly what an open adjustment still owes. (The legacy rule matched on amount
+alone and could swallow a passenger's fare.)
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from tuktuk.fleet.models import Driver, FleetSettings
+from tuktuk.fleet.phone import InvalidPhoneNumber, normalize_msisdn
+from tuktuk.ledger.business_day import business_day_of
+from tuktuk.ledger.models import (
+    Adjustment,
+    AdjustmentRepayment,
+    AdjustmentState,
+    Transaction,
+    TransactionSource,
+    TransactionStatus,
+    TransactionType,
+)
+from tuktuk.money import ZERO, money
+from tuktuk.operations import services as events
+
+if TYPE_CHECKING:
+    from tuktuk.ledger.services import IncomingPayment
+
+ADJUSTMENT_RECORDED = "Adjustment Recorded"
+REPAYMENT_RECEIVED = "Driver Repayment Received"
+
+
+class OperatorInputError(ValueError):
+    """A clear, one-line reason an operator's request was refused."""
+
+
+def operator_amount(raw: Decimal | str | int) -> Decimal:
+    try:
+        amount = Decimal(str(raw).strip())
+    except Exception as exc:
+        raise OperatorInputError(f"amount {raw!r} is not a number") from exc
+    if not amount.is_finite() or amount <= 0:
+        raise OperatorInputError(f"amount {raw!r} must be a positive number")
+    if amount != amount.quantize(Decimal("0.01")):
+        raise OperatorInputError(f"amount {raw!r} has more than 2 decimals")
+    return money(amount)
+
+
+def require_reason(reason: str) -> str:
+    if not reason or not reason.strip():
+        raise OperatorInputError("a reason is required when money moves")
+    return reason.strip()
+
+
+def driver_by_id(driver_id: str) -> Driver:
+    driver = Driver.objects.filter(driver_id=str(driver_id).strip().upper()).first()
+    if driver is None:
+        raise OperatorInputError(f"no driver {driver_id!r}")
+    return driver
+
+
+def adjustment_add(*, driver_id: str, amount: Decimal | str, reason: str, actor: str) -> Adjustment:
+    """Record a debt the driver owes (e.g. an overpayment). The target balance is untouched."""
+    amount = operator_amount(amount)
+    reason = require_reason(reason)
+    driver = driver_by_id(driver_id)
+    now = timezone.now()
+    with transaction.atomic():
+        record = Transaction.objects.create(
+            trans_id=f"ADJ-{uuid.uuid4().hex[:12].upper()}",
+            transaction_type=TransactionType.ADJUSTMENT,
+            status=TransactionStatus.COMPLETED,
+            source=TransactionSource.OPERATOR,
+            driver=driver,
+            amount=amount,
+            received_at=now,
+            business_day=business_day_of(now, fleet=FleetSettings.load()),
+            note=reason[:255],
+            assigned_by=actor,
+        )
+        adjustment = Adjustment.objects.create(
+            driver=driver, transaction=record, amount=amount, description=reason, created_by=actor
+        )
+    events.event_record(
+        title=ADJUSTMENT_RECORDED,
+        driver=driver,
+        actor=actor,
+        message=f"{driver.driver_id} owes {amount} KSH: {reason}",
+        data={"adjustment": adjustment.pk, "amount": str(amount)},
+    )
+    return adjustment
+
+
+def repayment_recognised(*, driver: Driver, payment: IncomingPayment) -> bool:
+    """From the driver's own number, for exactly what one open adjustment still owes."""
+    try:
+        payer = normalize_msisdn(payment.payer_msisdn)
+    except InvalidPhoneNumber:
+        return False  # masked or hashed MSISDN: not provably the driver
+    if payer != driver.mpesa_number:
+        return False
+    return Adjustment.objects.filter(
+        driver=driver,
+        state=AdjustmentState.OPEN,
+        amount=F("repaid") + money(payment.amount),
+    ).exists()
+
+
+def repayment_allocate(*, driver: Driver, repayment: Transaction) -> Decimal:
+    """Apply a repayment to the driver's open adjustments, oldest first (the caller holds the
+    driver row lock). Returns what was left over after every debt was settled."""
+    left = repayment.amount
+    for adjustment in Adjustment.objects.filter(driver=driver, state=AdjustmentState.OPEN):
+        if left <= 0:
+            break
+        take = min(adjustment.outstanding, left)
+        AdjustmentRepayment.objects.create(
+            adjustment=adjustment, transaction=repayment, amount=take
+        )
+        Adjustment.objects.filter(pk=adjustment.pk).update(repaid=F("repaid") + take)
+        Adjustment.objects.filter(pk=adjustment.pk, repaid=F("amount")).update(
+            state=AdjustmentState.SETTLED, settled_at=timezone.now()
+        )
+        left -= take
+    events.event_record(
+        title=REPAYMENT_RECEIVED,
+        driver=driver,
+        message=f"{repayment.trans_id}: {repayment.amount} KSH repaid"
+        + (f", {left} KSH more than the open debts" if left > ZERO else ""),
+        data={"trans_id": repayment.trans_id, "unallocated": str(left)},
+    )
+    return left

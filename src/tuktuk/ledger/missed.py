@@ -1,0 +1,162 @@
+"""Missed payments: a fare M-Pesa took but the webhook never delivered, recorded by an
+operator with its receipt and posted through the very same posting path. If the webhook
+delivers the same TransID later, that delivery is a duplicate no-op.
+
+With Daraja credentials configured, the receipt is verified first with the Transaction Status
+query; the answer arrives as a callback and posts (or rejects) the record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from django.db import IntegrityError
+from django.utils import timezone
+
+from tuktuk.fleet.models import Vehicle
+from tuktuk.fleet.phone import InvalidPhoneNumber, normalize_msisdn
+from tuktuk.ledger.adjustments import OperatorInputError, operator_amount, require_reason
+from tuktuk.ledger.models import (
+    MissedPayment,
+    MissedPaymentState,
+    Transaction,
+    TransactionSource,
+)
+from tuktuk.ledger.services import IncomingPayment, PostingOutcome, payment_post
+from tuktuk.mpesa import daraja
+from tuktuk.operations import services as events
+
+MISSED_RECORDED = "Missed Payment Recorded"
+MISSED_REJECTED = "Missed Payment Rejected"
+OCCASION_PREFIX = "MISSED-"
+_RECEIPT = re.compile(r"^[A-Z0-9]{8,20}$")
+
+
+def _mpesa_time(raw: str) -> dt.datetime:
+    try:
+        naive = dt.datetime.strptime(raw.strip(), "%Y%m%d%H%M%S")
+    except ValueError as exc:
+        raise OperatorInputError(f"time {raw!r} is not YYYYMMDDHHMMSS") from exc
+    moment = timezone.make_aware(naive, timezone.get_current_timezone())
+    if moment > timezone.now() + dt.timedelta(minutes=5):
+        raise OperatorInputError(f"time {raw} is in the future")
+    return moment
+
+
+def missed_payment_record(
+    *,
+    trans_id: str,
+    amount: str,
+    msisdn: str,
+    mpesa_time: str,
+    vehicle_id: str,
+    reason: str,
+    actor: str,
+    client: daraja.DarajaClient | None = None,
+) -> MissedPayment:
+    trans_id = trans_id.strip().upper()
+    if not _RECEIPT.match(trans_id):
+        raise OperatorInputError(f"{trans_id!r} is not an M-Pesa receipt number")
+    value = operator_amount(amount)
+    try:
+        payer = normalize_msisdn(msisdn)
+    except InvalidPhoneNumber as exc:
+        raise OperatorInputError(str(exc)) from exc
+    when = _mpesa_time(mpesa_time)
+    reason = require_reason(reason)
+    vehicle = Vehicle.objects.filter(vehicle_id=vehicle_id.strip()).first()
+    if vehicle is None:
+        raise OperatorInputError(f"no vehicle {vehicle_id!r}")
+    if Transaction.objects.filter(trans_id=trans_id).exists():
+        raise OperatorInputError(f"TransID {trans_id} is already used")
+    verify = client is not None or daraja.is_configured()
+    try:
+        record = MissedPayment.objects.create(
+            trans_id=trans_id,
+            amount=value,
+            msisdn=payer,
+            mpesa_time=when,
+            vehicle=vehicle,
+            reason=reason,
+            recorded_by=actor,
+            state=MissedPaymentState.VERIFYING,
+        )
+    except IntegrityError as exc:
+        raise OperatorInputError(f"TransID {trans_id} was already recorded") from exc
+    events.event_record(
+        title=MISSED_RECORDED,
+        actor=actor,
+        message=f"{trans_id} {value} KSH for {vehicle.vehicle_id}: {reason}",
+        data={"trans_id": trans_id, "verify": verify},
+    )
+    if not verify:
+        return missed_payment_post(record=record)
+    # Network call outside any transaction; the answer arrives as a status-result callback.
+    own_client = client or daraja.DarajaClient()
+    try:
+        outcome = own_client.transaction_status(
+            transaction_id=trans_id, occasion=f"{OCCASION_PREFIX}{trans_id}"
+        )
+    finally:
+        if client is None:
+            own_client.close()
+    if not isinstance(outcome, daraja.Accepted):
+        MissedPayment.objects.filter(pk=record.pk).update(
+            detail=f"status query not accepted yet: {outcome}"[:2000]
+        )
+    record.refresh_from_db()
+    return record
+
+
+def missed_payment_post(*, record: MissedPayment) -> MissedPayment:
+    result = payment_post(
+        payment=IncomingPayment(
+            trans_id=record.trans_id,
+            amount=record.amount,
+            account_reference=record.vehicle.mpesa_account,
+            payer_msisdn=record.msisdn,
+            mpesa_time=record.mpesa_time,
+        ),
+        source=TransactionSource.MISSED,
+    )
+    detail = (
+        "the webhook had delivered it meanwhile"
+        if result.outcome is PostingOutcome.DUPLICATE
+        else f"posted ({result.outcome})"
+    )
+    MissedPayment.objects.filter(pk=record.pk).update(
+        state=MissedPaymentState.POSTED, transaction=result.transaction, detail=detail
+    )
+    record.refresh_from_db()
+    return record
+
+
+def missed_payment_verified(
+    *, trans_id: str, completed: bool, amount: object, detail: str
+) -> MissedPayment | None:
+    """Apply the status query's answer to a record waiting for it (idempotent)."""
+    record = MissedPayment.objects.filter(
+        trans_id=trans_id, state=MissedPaymentState.VERIFYING
+    ).first()
+    if record is None:
+        return None
+    try:
+        same_amount = amount is not None and operator_amount(str(amount)) == record.amount
+    except OperatorInputError:
+        same_amount = False
+    if completed and same_amount:
+        return missed_payment_post(record=record)
+    why = detail if not completed else f"M-Pesa reports {amount} KSH, not {record.amount}"
+    if MissedPayment.objects.filter(pk=record.pk, state=MissedPaymentState.VERIFYING).update(
+        state=MissedPaymentState.REJECTED, detail=why[:2000]
+    ):
+        events.event_record(
+            title=MISSED_REJECTED,
+            level="warning",
+            actor=record.recorded_by,
+            message=f"{trans_id}: {why}",
+            data={"trans_id": trans_id},
+        )
+    record.refresh_from_db()
+    return record
