@@ -313,3 +313,11 @@ class MissedPayment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.trans_id} {self.amount} ({self.state})"
+
+
+class UncapturedPayment(Transaction):
+    """Payments whose account number matched no driver, for the operators' list."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "uncaptured payment"
