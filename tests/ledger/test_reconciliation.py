@@ -285,3 +285,32 @@ def test_fix_racing_with_payments_ends_consistent() -> None:
     assert reconcile_driver_balance("DRV-112001")["discrepancy"] == 0
     assert LedgerEntry.objects.count() == 41
     assert_invariants()
+
+
+def test_fixing_a_closed_days_missing_entry_twice_corrects_it_once() -> None:
+    with time_machine.travel(nairobi(2026, 3, 10), tick=False):
+        driver = make_driver(1)
+        pay("CF1", "1000")
+        pay("CF2", "600")  # its entry will be lost
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "DELETE FROM ledger_ledgerentry WHERE transaction_id = %s",
+                [Transaction.objects.get(trans_id="CF2").pk],
+            )
+    with time_machine.travel(nairobi(2026, 3, 11), tick=False):
+        pay("CF3", "200")  # closes the 10th on the ledger as it was (500, not 800)
+        past = reconcile_driver_balance("DRV-112001", date="2026-03-10")
+        assert [p["type"] for p in past["problems"]] == ["missing_entry"]
+        first = fix_driver_balance("DRV-112001", date="2026-03-10", auto_fix=True, reason="lost")
+        second = fix_driver_balance("DRV-112001", date="2026-03-10", auto_fix=True, reason="again")
+        assert first["entries_posted"] == 1 and second["entries_posted"] == 0
+        correction = LedgerEntry.objects.get(kind="correction")
+        assert (correction.amount, correction.business_day) == (
+            Decimal("300.00"),
+            dt.date(2026, 3, 11),
+        )
+        assert reconcile_driver_balance("DRV-112001", date="2026-03-10")["problems"] == []
+        driver.refresh_from_db()
+        # -2500 carried over + 100 from CF3 + the 300 the lost entry should have added.
+        assert driver.current_balance == Decimal("-2100.00")
+        assert reconcile_driver_balance("DRV-112001")["discrepancy"] == 0

@@ -17,20 +17,18 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import OperationalError
 from django.http import HttpResponse
 from django.test import Client
 
 import tuktuk
 from tests.support import live_server
 from tests.support.factories import make_driver
-from tests.support.live_server import LiveServer
+from tests.support.live_server import LiveServer, free_port, live_server_process
 from tuktuk.fleet.models import Driver
 from tuktuk.ledger import reconciliation
 from tuktuk.ledger.models import BalanceCorrection
 from tuktuk.ledger.services import IncomingPayment, payment_post
 from tuktuk.operations import api as api_module
-from tuktuk.operations import selectors
 from tuktuk.operations import services as events
 from tuktuk.operations.api_auth import api_token_create, api_tokens_revoke
 from tuktuk.operations.models import ApiToken, Event
@@ -550,6 +548,8 @@ def test_openapi_lists_every_path(client: Client, db: None) -> None:
         f"{API}/drivers/{{driver_id}}/fix-balance",
         f"{API}/reconciliation",
         f"{API}/events",
+        f"{API}/drivers/{{driver_id}}/statement",
+        f"{API}/duplicates",
     }
     assert schema["components"]["securitySchemes"]["BearerTokenAuth"]["scheme"] == "bearer"
     money = schema["components"]["schemas"]["DriverOut"]["properties"]["current_balance"]
@@ -564,16 +564,16 @@ def test_health_is_public(client: Client, db: None, vendor: str) -> None:
     assert exact(response) == {"status": "ok", "database": vendor, "version": tuktuk.__version__}
 
 
-def test_health_is_503_when_the_database_is_unreachable(
-    client: Client, db: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def unreachable() -> str:
-        raise OperationalError("connection refused")
-
-    monkeypatch.setattr(selectors, "database_ping", unreachable)
-    response = client.get(f"{API}/health")
-    assert response.status_code == 503
-    assert exact(response)["status"] == "error"
+def test_health_is_503_when_the_database_is_unreachable(db: None) -> None:
+    # A real server whose database does not answer (nothing listens on that port).
+    unreachable = f"postgres://nobody@127.0.0.1:{free_port()}/nothing"
+    with live_server_process(
+        extra_env={"TUKTUK_DATABASE_URL": unreachable}, ready_statuses={503}, workers=1
+    ) as server:
+        for path in ("/health", f"{API}/health"):
+            response = httpx.get(f"{server.url}{path}", timeout=30)
+            assert response.status_code == 503, path
+            assert response.json()["status"] == "error"
 
 
 @pytest.mark.parametrize("path", ["/drivers/DRV-112001/fix-balance", "/reconciliation"])

@@ -56,6 +56,7 @@ def live_server_process(
     workers: int = 4,
     threads: int = 8,
     extra_env: dict[str, str] | None = None,
+    ready_statuses: frozenset[int] | set[int] = frozenset({200}),
 ) -> Iterator[LiveServer]:
     port = free_port()
     env = dict(os.environ)
@@ -80,7 +81,7 @@ def live_server_process(
             if process.poll() is not None:
                 raise RuntimeError(f"server exited with {process.returncode}")
             try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                if httpx.get(f"{url}/health", timeout=5).status_code in ready_statuses:
                     break
             except httpx.TransportError:
                 if time.monotonic() > deadline:

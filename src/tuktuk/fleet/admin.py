@@ -15,6 +15,7 @@ from tuktuk.admin_utils import ReadOnlyInline
 from tuktuk.fleet.models import Driver, FleetSettings, Vehicle
 from tuktuk.ledger.models import BalanceCorrection, DayClose, LedgerEntry, Transaction
 from tuktuk.ledger.reconciliation import fix_driver_balance, reconcile_driver_balance
+from tuktuk.ledger.statements import StatementError, driver_statement, statement_csv
 
 FIX_PERMISSION = "ledger.add_balancecorrection"
 
@@ -106,6 +107,7 @@ class DriverAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
         "verification_link",
+        "statement_link",
     ]
     actions = ["reconciliation_check"]
     fieldsets = [
@@ -124,6 +126,7 @@ class DriverAdmin(admin.ModelAdmin):
                     "consecutive_misses",
                     "flagged_for_review",
                     "verification_link",
+                    "statement_link",
                 ]
             },
         ),
@@ -142,12 +145,49 @@ class DriverAdmin(admin.ModelAdmin):
         url = reverse("admin:fleet_driver_verification", args=[driver.pk])
         return format_html('<a href="{}">Transactions and ledger entries of the day</a>', url)
 
+    @admin.display(description="statement")
+    def statement_link(self, driver: Driver) -> str:
+        if not driver.pk:
+            return "—"
+        url = reverse("admin:fleet_driver_statement", args=[driver.pk])
+        return format_html('<a href="{}">Statement (date range, CSV)</a>', url)
+
     def get_urls(self) -> list[URLPattern]:
         verification = self.admin_site.admin_view(self.verification_view)
+        statement = self.admin_site.admin_view(self.statement_view)
         return [
             path("<int:pk>/verification/", verification, name="fleet_driver_verification"),
+            path("<int:pk>/statement/", statement, name="fleet_driver_statement"),
             *super().get_urls(),
         ]
+
+    def statement_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        driver = get_object_or_404(Driver, pk=pk)
+        try:
+            statement = driver_statement(
+                driver_id=driver.driver_id,
+                date_from=request.GET.get("from") or None,
+                date_to=request.GET.get("to") or None,
+            )
+        except StatementError as exc:
+            messages.error(request, str(exc))
+            statement = driver_statement(driver_id=driver.driver_id)
+        if request.GET.get("format") == "csv":
+            response = HttpResponse(
+                statement_csv(statement), content_type="text/csv; charset=utf-8"
+            )
+            response["Content-Disposition"] = f'attachment; filename="{statement.csv_filename}"'
+            return response
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Statement: {driver}",
+            "driver": driver,
+            "statement": statement,
+            "csv_query": f"from={statement.date_from}&to={statement.date_to}&format=csv",
+        }
+        return TemplateResponse(request, "admin/fleet/driver/statement.html", context)
 
     def verification_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         if not self.has_view_permission(request):

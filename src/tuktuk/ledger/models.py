@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.db import models
-from django.db.models import F, Q
-from django.db.models.functions import Cast
-from django.db.models.lookups import Exact
+from django.db.models import F, Q, Value
+from django.db.models.functions import Abs, Cast
+from django.db.models.lookups import Exact, LessThan
 
 from tuktuk.fleet.models import Driver, Vehicle
 from tuktuk.money import MoneyField
@@ -86,10 +87,15 @@ class Transaction(models.Model):
                 condition=Exact(F("driver_share"), Cast("driver_share", models.IntegerField())),
                 name="transaction_share_whole_shillings",
             ),
+            # SQLite keeps decimals as binary floats (50.01 != 30 + 20.01 there), so the sum
+            # is compared within half a cent: for two-place amounts that is still exact.
             models.CheckConstraint(
                 condition=~Q(status=TransactionStatus.COMPLETED)
                 | ~Q(transaction_type=TransactionType.PAYMENT)
-                | Exact(F("amount"), F("driver_share") + F("target_contribution")),
+                | LessThan(
+                    Abs(F("amount") - F("driver_share") - F("target_contribution")),
+                    Value(Decimal("0.005")),
+                ),
                 name="transaction_payment_split_adds_up",
             ),
             models.CheckConstraint(
@@ -130,6 +136,15 @@ class LedgerEntry(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="entry",
+    )
+    # A correction for a payment whose own entry is missing or differs (on a closed day,
+    # which is never rewritten): counted so the same problem is never corrected twice.
+    corrects = models.ForeignKey(
+        Transaction,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="correction_entries",
     )
     correction = models.ForeignKey(
         "BalanceCorrection",

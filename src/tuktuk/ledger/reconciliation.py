@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Sum
 from django.utils import timezone
 
 from tuktuk.db import atomic_with_retry
@@ -114,8 +115,12 @@ def _post_missing_contributions(
         transaction_type=TransactionType.PAYMENT,
     ).select_related("entry")
     posted = 0
-    for tx in payments.filter(entry__isnull=True):
-        if day == open_day:
+    for tx in payments.annotate(corrected=Sum("correction_entries__amount")):
+        own = tx.entry.amount if hasattr(tx, "entry") else None
+        missing = tx.target_contribution - (own or ZERO) - (tx.corrected or ZERO)
+        if missing == 0:
+            continue
+        if own is None and day == open_day and not tx.corrected:
             LedgerEntry.objects.create(
                 driver=driver,
                 business_day=open_day,
@@ -125,24 +130,16 @@ def _post_missing_contributions(
                 note="missing entry posted by a balance fix",
             )
         else:
+            what = "missing contribution" if own is None else "entry differed"
             LedgerEntry.objects.create(
                 driver=driver,
                 business_day=open_day,
                 kind=EntryKind.CORRECTION,
-                amount=tx.target_contribution,
-                note=f"missing contribution of {tx.trans_id} on {day}: {reason}"[:255],
+                amount=missing,
+                corrects=tx,
+                note=f"{what} of {tx.trans_id} on {day}: {reason}"[:255],
             )
         posted += 1
-    for tx in payments.filter(entry__isnull=False):
-        if tx.entry.amount != tx.target_contribution:
-            LedgerEntry.objects.create(
-                driver=driver,
-                business_day=open_day,
-                kind=EntryKind.CORRECTION,
-                amount=tx.target_contribution - tx.entry.amount,
-                note=f"entry of {tx.trans_id} on {day} differed: {reason}"[:255],
-            )
-            posted += 1
     return posted
 
 

@@ -121,29 +121,32 @@ def balance_snapshots(
         payments.values("driver_id").annotate(n=Count("id")).values_list("driver_id", "n")
     )
     problems: dict[int, list[Problem]] = defaultdict(list)
-    for tx in payments.filter(entry__isnull=True).values(
-        "driver_id", "trans_id", "target_contribution"
-    ):
-        problems[tx["driver_id"]].append(
-            Problem(
-                "missing_entry",
-                tx["trans_id"],
-                f"completed payment has no contribution entry ({tx['target_contribution']} KSH)",
-            )
-        )
+    # A payment's contribution as the ledger has it: its own entry plus any corrections
+    # posted for it later (closed days are corrected in the open day, never rewritten).
     for tx in (
-        payments.filter(entry__isnull=False)
-        .exclude(entry__amount=F("target_contribution"))
-        .values("driver_id", "trans_id", "target_contribution", "entry__amount")
+        payments.annotate(corrected=Sum("correction_entries__amount"))
+        .values("driver_id", "trans_id", "target_contribution", "entry__amount", "corrected")
+        .iterator()
     ):
-        problems[tx["driver_id"]].append(
-            Problem(
-                "entry_mismatch",
-                tx["trans_id"],
-                f"entry {tx['entry__amount']} KSH differs from contribution "
-                f"{tx['target_contribution']} KSH",
+        own, corrected = tx["entry__amount"], tx["corrected"] or ZERO
+        if own is None and corrected != tx["target_contribution"]:
+            problems[tx["driver_id"]].append(
+                Problem(
+                    "missing_entry",
+                    tx["trans_id"],
+                    f"completed payment has no contribution entry "
+                    f"({tx['target_contribution']} KSH)",
+                )
             )
-        )
+        elif own is not None and own + corrected != tx["target_contribution"]:
+            problems[tx["driver_id"]].append(
+                Problem(
+                    "entry_mismatch",
+                    tx["trans_id"],
+                    f"entry {own + corrected} KSH differs from contribution "
+                    f"{tx['target_contribution']} KSH",
+                )
+            )
     for row in (
         Callback.objects.filter(Q(transaction__in=payments) & Q(kind=CallbackKind.C2B_CONFIRMATION))
         .values("transaction__driver_id", "trans_id")

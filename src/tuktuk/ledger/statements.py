@@ -573,17 +573,13 @@ def statement_csv_rows(statement: Statement) -> list[list[str]]:
         items: list[tuple[dt.datetime, int, list[str], Decimal, str]] = []
         for tx in tx_by_day[day.business_day]:
             change = tx.entry_amount if tx.entry_business_day == day.business_day else None
-            details = [" ".join(part for part in (tx.payer_msisdn, tx.payer_name) if part)]
-            if tx.payout_state:
-                details.append(
-                    " ".join(
-                        part
-                        for part in ("payout", str(tx.payout_amount), tx.payout_state)
-                        + (tx.payout_receipt or "",)
-                        if part
-                    )
-                )
-            detail = "; ".join(part for part in details if part)
+            payer = " ".join(part for part in (tx.payer_msisdn, tx.payer_name) if part)
+            payout = (
+                f"payout {tx.payout_amount} {tx.payout_state} {tx.payout_receipt or ''}".strip()
+                if tx.payout_state
+                else ""
+            )
+            detail = "; ".join(part for part in (payer, payout) if part)
             items.append(
                 (
                     tx.received_at,

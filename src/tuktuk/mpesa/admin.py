@@ -1,10 +1,14 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
 
 from tuktuk.admin_utils import ReadOnlyAdmin
+from tuktuk.ledger.statements import StatementError, duplicates_report
 from tuktuk.mpesa.callbacks import confirmation_process
 from tuktuk.mpesa.models import Callback, CallbackKind, Payout
 from tuktuk.mpesa.payouts import PayoutError, payout_retry, payouts_release
@@ -36,6 +40,32 @@ class CallbackAdmin(ReadOnlyAdmin):
         self.message_user(
             request, f"Replayed {len(states)}: {', '.join(states) or 'none'}", messages.INFO
         )
+
+    def get_urls(self) -> list[URLPattern]:
+        duplicates = self.admin_site.admin_view(self.duplicates_view)
+        return [
+            path("duplicates/", duplicates, name="mpesa_callback_duplicates"),
+            *super().get_urls(),
+        ]
+
+    def duplicates_view(self, request: HttpRequest) -> HttpResponse:
+        """TransIDs delivered more than once, with every delivery (see ledger.statements)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            report = duplicates_report(
+                date_from=request.GET.get("from") or None, date_to=request.GET.get("to") or None
+            )
+        except StatementError as exc:
+            messages.error(request, str(exc))
+            report = duplicates_report()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Duplicate C2B deliveries",
+            "opts": self.model._meta,
+            "report": report,
+        }
+        return TemplateResponse(request, "admin/mpesa/duplicates.html", context)
 
 
 @admin.register(Payout)

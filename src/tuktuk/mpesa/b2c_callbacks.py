@@ -53,7 +53,9 @@ def parse_result(body: bytes) -> ResultNotice:
         raw_parameters = [raw_parameters]
     for item in raw_parameters:
         if isinstance(item, dict) and "Key" in item:
-            parameters[str(item["Key"])] = item.get("Value")
+            # Daraja's Transaction Status result spells some keys with spaces
+            # ("Originator Conversation ID"); read both spellings as one.
+            parameters[str(item["Key"]).replace(" ", "")] = item.get("Value")
     reference = (result.get("ReferenceData") or {}).get("ReferenceItem") or {}
     if isinstance(reference, list):
         reference = next((r for r in reference if r.get("Key") == "Occasion"), {})

@@ -27,6 +27,12 @@ from tuktuk.ledger.reconciliation import (
     reconcile_all_drivers_balances,
     reconcile_driver_balance,
 )
+from tuktuk.ledger.statements import (
+    StatementError,
+    driver_statement,
+    duplicates_report,
+    statement_csv,
+)
 from tuktuk.operations import selectors
 from tuktuk.operations.api_auth import BearerTokenAuth
 
@@ -68,6 +74,10 @@ BusinessDay = Annotated[
 ]
 
 MAX_LIMIT = 1000
+
+# `from` is a Python keyword: the parameters are named date_from/date_to, spelt from/to in URLs.
+FromDay = Annotated[BusinessDay | None, Query(None, alias="from", description="YYYY-MM-DD")]
+ToDay = Annotated[BusinessDay | None, Query(None, alias="to", description="YYYY-MM-DD")]
 
 
 # --- schemas -------------------------------------------------------------------------------
@@ -212,6 +222,115 @@ class ReconcileAllIn(_Body):
     auto_fix: StrictBool = False
     reason: str = Field("mass reconciliation (API)", max_length=2000)
     date: BusinessDay | None = None
+
+
+class StatementDayOut(Schema):
+    business_day: dt.date
+    state: str = Field(description="closed, open, pending (not closed yet) or not recorded")
+    opening: Money = Field(description="the day's opening entries: the carry-over, or 0")
+    contributions: Money
+    corrections: Money
+    closing: Money = Field(description="opening + contributions + corrections")
+    entries_count: int
+    transactions_count: int
+    amount_received: Money
+    adjustments: Money
+    driver_share: Money
+    target_contribution: Money
+    recorded_closing_balance: Money | None = Field(description="closed days: as recorded")
+    target: Money | None
+    target_met: bool | None
+    carried_over: Money | None
+    cached_balance: Money | None = Field(description="the open day: the cached balance")
+
+
+class StatementTransactionOut(Schema):
+    business_day: dt.date
+    trans_id: str
+    received_at: dt.datetime
+    transaction_type: str
+    status: str
+    amount: Money
+    driver_share: Money
+    target_contribution: Money
+    payer_msisdn: str
+    payer_name: str
+    entry_amount: Money | None = Field(description="its contribution entry; null if none")
+    entry_business_day: dt.date | None
+    payout_amount: Money | None
+    payout_state: str | None
+    payout_receipt: str | None
+
+
+class StatementEntryOut(Schema):
+    id: int
+    business_day: dt.date
+    kind: str
+    amount: Money
+    trans_id: str | None
+    note: str
+    created_at: dt.datetime
+
+
+class StatementTotalsOut(Schema):
+    opening_balance: Money
+    contributions: Money
+    corrections: Money
+    carry_over_adjustments: Money = Field(
+        description="Σ (opening − previous day's closing) over the day closes in the range"
+    )
+    closing_balance: Money = Field(
+        description="opening_balance + contributions + corrections + carry_over_adjustments"
+    )
+    transactions_count: int
+    amount_received: Money = Field(description="Payments and Driver Repayments")
+    adjustments: Money = Field(description="debts recorded (not money received)")
+    driver_share: Money
+    target_contribution: Money
+
+
+class StatementOut(Schema):
+    driver_id: str
+    name: str
+    date_from: dt.date = Field(alias="from")
+    date_to: dt.date = Field(alias="to")
+    open_day: dt.date
+    opening_balance: Money
+    closing_balance: Money
+    totals: StatementTotalsOut
+    days: list[StatementDayOut]
+    transactions: list[StatementTransactionOut]
+    entries: list[StatementEntryOut]
+    problems: list[str]
+
+
+class DeliveryOut(Schema):
+    callback_id: int
+    received_at: dt.datetime
+    state: str
+    error: str
+
+
+class DuplicateOut(Schema):
+    trans_id: str
+    count: int
+    processed: int = Field(description="deliveries that credited money (more than 1: a bug)")
+    driver_id: str | None
+    driver_name: str | None
+    amount: Money | None
+    first_received_at: dt.datetime
+    last_received_at: dt.datetime
+    deliveries: list[DeliveryOut]
+
+
+class DuplicatesOut(Schema):
+    date_from: dt.date = Field(alias="from")
+    date_to: dt.date = Field(alias="to")
+    since: dt.datetime
+    until: dt.datetime
+    trans_ids: int
+    deliveries: int
+    duplicates: list[DuplicateOut]
 
 
 # --- the API -------------------------------------------------------------------------------
@@ -385,3 +504,52 @@ def event_list(
     return selectors.event_list(
         limit=limit, offset=offset, level=level, title=title, driver_id=driver
     )
+
+
+@api.get(
+    "/drivers/{driver_id}/statement",
+    response={200: StatementOut, 400: ErrorOut, 404: ErrorOut},
+    by_alias=True,
+    tags=["statements"],
+)
+def driver_statement_view(
+    request: HttpRequest,
+    driver_id: str,
+    date_from: FromDay = None,
+    date_to: ToDay = None,
+    output: Annotated[Literal["json", "csv"], Query(..., alias="format")] = "json",
+) -> Any:
+    """The driver's statement for business days from..to inclusive (default: the open day):
+    per-day opening, movements and closing, totals, transactions and ledger entries.
+    `format=csv` returns the same as a spreadsheet file."""
+    canonical = _driver_id_or_404(driver_id)
+    try:
+        statement = driver_statement(driver_id=canonical, date_from=date_from, date_to=date_to)
+    except DriverNotFound as exc:
+        raise HttpError(404, str(exc)) from exc
+    except StatementError as exc:
+        raise HttpError(400, str(exc)) from exc
+    if output == "csv":
+        response = HttpResponse(statement_csv(statement), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{statement.csv_filename}"'
+        return response
+    return statement.as_dict()
+
+
+@api.get(
+    "/duplicates",
+    response={200: DuplicatesOut, 400: ErrorOut},
+    by_alias=True,
+    tags=["reconciliation"],
+)
+def duplicates_view(
+    request: HttpRequest,
+    date_from: FromDay = None,
+    date_to: ToDay = None,
+) -> Any:
+    """TransIDs whose C2B confirmation was delivered more than once, first delivered in business
+    days from..to (default: the last 7), with every delivery's time and state."""
+    try:
+        return duplicates_report(date_from=date_from, date_to=date_to).as_dict()
+    except StatementError as exc:
+        raise HttpError(400, str(exc)) from exc
