@@ -8,6 +8,7 @@ from django.db import connection
 from hypothesis import HealthCheck, settings
 
 from tests.support.live_server import LiveServer, live_server_process
+from tests.support.smtp import Inbox, smtp  # noqa: F401 - fixtures for every test module
 from tuktuk.fleet.models import FleetSettings
 
 settings.register_profile(

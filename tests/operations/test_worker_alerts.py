@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
-from collections.abc import Iterator
 from decimal import Decimal
 from email import message_from_bytes
 from email.header import decode_header, make_header
 
 import pytest
 import time_machine
-from aiosmtpd.controller import Controller
 from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
@@ -25,37 +22,6 @@ from tuktuk.operations.models import Event
 from tuktuk.operations.worker import WorkerState, worker_tick
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, list[str], bytes]] = []
-        self.arrived = threading.Event()
-
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
-        self.arrived.set()
-        return "250 Message accepted for delivery"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        with override_settings(
-            EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
-            EMAIL_HOST="127.0.0.1",
-            EMAIL_PORT=port,
-            EMAIL_USE_TLS=False,
-            EMAIL_USE_SSL=False,
-            ALERT_EMAILS=["ops@fleet.example", "yuda@fleet.example"],
-        ):
-            yield inbox, port
-    finally:
-        controller.stop()
 
 
 def pay(trans_id: str, amount: str, account: str = "TUK001") -> None:
