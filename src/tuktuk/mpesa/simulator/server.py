@@ -425,6 +425,9 @@ class SimState:
     callbacks_sent: list[dict[str, Any]] = field(default_factory=list)
     status_queries: list[dict[str, Any]] = field(default_factory=list)
     script: deque[str] = field(default_factory=deque)
+    # C2B receipts M-Pesa holds (customer payments to the paybill), for status queries about
+    # payments our webhook never received.
+    c2b_receipts: dict[str, Decimal] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -570,6 +573,28 @@ def status_result_body(
     )
 
 
+def c2b_status_body(
+    *, query: StatusQuery, amount: Decimal, ocid: str, conversation_id: str
+) -> dict[str, Any]:
+    """A customer's paybill payment, as the status query reports it."""
+    return result_envelope(
+        code=0,
+        description=SUCCESS_DESCRIPTION,
+        originator_conversation_id=ocid,
+        conversation_id=conversation_id,
+        transaction_id=query.transaction_id,
+        reference=("Occasion", query.occasion),
+        parameters=[
+            ("ReceiptNo", query.transaction_id),
+            ("TransactionStatus", "Completed"),
+            ("ReasonType", "Pay Bill Online"),
+            # A JSON number, as Daraja sends it (whole shillings stay integers).
+            ("Amount", int(amount) if amount == amount.to_integral_value() else float(amount)),
+            ("CreditPartyName", f"{query.party_a} - Sim Business"),
+        ],
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # The service
 
@@ -647,15 +672,21 @@ class DarajaService:
             ocid = self._new_originator_id()
             conversation_id = self._new_conversation_id()
             payment = self._find_payment(query)
-            result = status_result_body(
-                query=query, payment=payment, ocid=ocid, conversation_id=conversation_id
-            )
+            c2b_amount = self._state.c2b_receipts.get(query.transaction_id)
+            if payment is None and c2b_amount is not None:
+                result = c2b_status_body(
+                    query=query, amount=c2b_amount, ocid=ocid, conversation_id=conversation_id
+                )
+            else:
+                result = status_result_body(
+                    query=query, payment=payment, ocid=ocid, conversation_id=conversation_id
+                )
             self._state.status_queries.append(
                 {
                     "originator_conversation_id": ocid,
                     "checked_originator_conversation_id": query.originator_conversation_id,
                     "transaction_id": query.transaction_id,
-                    "found": payment is not None,
+                    "found": payment is not None or c2b_amount is not None,
                     "result_code": result["Result"]["ResultCode"],
                 }
             )
@@ -729,6 +760,14 @@ class DarajaService:
             self._rng.seed(self._config.seed)
             self._generation += 1
         return {"reset": True}
+
+    def add_c2b_receipts(self, receipts: Mapping[str, Any]) -> dict[str, Any]:
+        """Customer payments M-Pesa knows about (receipt -> amount), e.g. ones whose C2B
+        confirmation never reached the merchant."""
+        parsed = {str(k).strip().upper(): Decimal(str(v)) for k, v in receipts.items()}
+        with self._lock:
+            self._state.c2b_receipts.update(parsed)
+            return {"c2b_receipts": len(self._state.c2b_receipts)}
 
     def expire_tokens(self) -> dict[str, Any]:
         with self._lock:
@@ -1052,6 +1091,11 @@ ENDPOINTS: dict[str, dict[str, Endpoint]] = {
     },
     "/sim/reset": {"POST": lambda s, r: _json_reply(s.reset())},
     "/sim/expire-tokens": {"POST": lambda s, r: _json_reply(s.expire_tokens())},
+    "/sim/c2b-receipts": {
+        "POST": lambda s, r: _json_reply(
+            s.add_c2b_receipts(parse_json_object(r.body).get("receipts") or {})
+        )
+    },
 }
 
 
@@ -1280,3 +1324,6 @@ class DarajaSimulator:
 
     def wait_for_callbacks(self, timeout: float = 15.0) -> bool:
         return self.service.wait_for_callbacks(timeout)
+
+    def add_c2b_receipts(self, **receipts: Any) -> dict[str, Any]:
+        return self.service.add_c2b_receipts(receipts)
