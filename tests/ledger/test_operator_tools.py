@@ -14,7 +14,7 @@ from django.db import connections
 from django.test import Client
 
 from tests.support.c2b import confirmation_payload
-from tests.support.factories import make_driver
+from tests.support.factories import make_driver, pay
 from tests.support.invariants import assert_invariants
 from tuktuk.ledger.adjustments import OperatorInputError, adjustment_add
 from tuktuk.ledger.missed import missed_payment_record
@@ -27,7 +27,7 @@ from tuktuk.ledger.models import (
     TransactionStatus,
     TransactionType,
 )
-from tuktuk.ledger.services import IncomingPayment, PostingOutcome, payment_post
+from tuktuk.ledger.services import PostingOutcome
 from tuktuk.ledger.uncaptured import DEPOSIT_SHARE, SEND_SHARE, uncaptured_assign
 from tuktuk.mpesa.models import Payout
 from tuktuk.operations.models import Event
@@ -45,17 +45,6 @@ def people() -> dict[str, User]:
     accountant = User.objects.create_user("accountant", password="pw-for-tests", is_staff=True)
     accountant.groups.add(Group.objects.get(name=ACCOUNTANTS))
     return {"manager": manager, "accountant": accountant}
-
-
-def pay(trans_id: str, amount: str, *, account: str = "TUK001", msisdn: str = "254799999999"):  # type: ignore[no-untyped-def]
-    return payment_post(
-        payment=IncomingPayment(
-            trans_id=trans_id,
-            amount=Decimal(amount),
-            account_reference=account,
-            payer_msisdn=msisdn,
-        )
-    )
 
 
 # Adjustments and repayments ---------------------------------------------------------------

@@ -14,9 +14,8 @@ from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 
 from tests.support.clock import nairobi
-from tests.support.factories import make_driver
+from tests.support.factories import edit_balance_by_sql, make_driver, pay
 from tests.support.invariants import assert_invariants
-from tuktuk.fleet.models import Driver
 from tuktuk.ledger.models import BalanceCorrection, DayClose, LedgerEntry, Transaction
 from tuktuk.ledger.reconciliation import (
     DriverNotFound,
@@ -25,26 +24,9 @@ from tuktuk.ledger.reconciliation import (
     reconcile_driver_balance,
 )
 from tuktuk.ledger.selectors import balance_snapshots
-from tuktuk.ledger.services import IncomingPayment, payment_post
 from tuktuk.operations.models import Event
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def pay(trans_id: str, amount: str, account: str = "TUK001") -> None:
-    payment_post(
-        payment=IncomingPayment(
-            trans_id=trans_id, amount=Decimal(amount), account_reference=account
-        )
-    )
-
-
-def edit_balance_by_sql(driver: Driver, delta: str) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE fleet_driver SET current_balance = current_balance + %s WHERE id = %s",
-            [Decimal(delta), driver.pk],
-        )
 
 
 def test_sql_edit_is_detected_fixed_and_rechecked_clean() -> None:

@@ -22,11 +22,10 @@ from django.test.utils import CaptureQueriesContext
 
 from tests.support.c2b import confirmation_payload
 from tests.support.clock import nairobi
-from tests.support.factories import make_driver
+from tests.support.factories import make_driver, pay
 from tuktuk.fleet.models import Driver
 from tuktuk.ledger.models import Transaction
 from tuktuk.ledger.reconciliation import DriverNotFound, fix_driver_balance
-from tuktuk.ledger.services import IncomingPayment, payment_post
 from tuktuk.ledger.statements import (
     CSV_HEADER,
     Statement,
@@ -47,14 +46,6 @@ MONEY_COLUMNS = [
     "balance_change",
     "running_balance",
 ]
-
-
-def pay(trans_id: str, amount: str, account: str = "TUK001") -> None:
-    payment_post(
-        payment=IncomingPayment(
-            trans_id=trans_id, amount=Decimal(amount), account_reference=account
-        )
-    )
 
 
 def assert_adds_up(statement: Statement) -> None:

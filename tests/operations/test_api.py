@@ -22,12 +22,11 @@ from django.test import Client
 
 import tuktuk
 from tests.support import live_server
-from tests.support.factories import make_driver
+from tests.support.factories import make_driver, pay
 from tests.support.live_server import LiveServer, free_port, live_server_process
 from tuktuk.fleet.models import Driver
 from tuktuk.ledger import reconciliation
 from tuktuk.ledger.models import BalanceCorrection
-from tuktuk.ledger.services import IncomingPayment, payment_post
 from tuktuk.operations import api as api_module
 from tuktuk.operations import services as events
 from tuktuk.operations.api_auth import api_token_create, api_tokens_revoke
@@ -46,14 +45,6 @@ PROTECTED = [
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def pay(trans_id: str, amount: str, account: str = "TUK001") -> None:
-    payment_post(
-        payment=IncomingPayment(
-            trans_id=trans_id, amount=Decimal(amount), account_reference=account
-        )
-    )
 
 
 def set_balance(driver: Driver, balance: str) -> None:

@@ -17,23 +17,14 @@ from django.test import Client
 
 from tests.support.c2b import confirmation_payload
 from tests.support.clock import nairobi
-from tests.support.factories import make_driver
+from tests.support.factories import make_driver, pay
 from tuktuk.fleet.models import Driver
-from tuktuk.ledger.services import IncomingPayment, payment_post
 from tuktuk.ledger.statements import CSV_HEADER
 from tuktuk.operations.api_auth import api_token_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 API = "/api/v1"
 STATEMENT = f"{API}/drivers/DRV-112001/statement"
-
-
-def pay(trans_id: str, amount: str, account: str = "TUK001") -> None:
-    payment_post(
-        payment=IncomingPayment(
-            trans_id=trans_id, amount=Decimal(amount), account_reference=account
-        )
-    )
 
 
 def get(client: Client, url: str, token: str | None, **params: str) -> HttpResponse:

@@ -10,34 +10,16 @@ from email.header import decode_header, make_header
 import pytest
 import time_machine
 from django.core.management import call_command
-from django.db import connection
 from django.test import override_settings
 
 from tests.support.clock import nairobi
-from tests.support.factories import make_driver
+from tests.support.factories import edit_balance_by_sql, make_driver, pay
 from tests.support.live_server import free_port
 from tuktuk.ledger.models import DayClose
-from tuktuk.ledger.services import IncomingPayment, payment_post
 from tuktuk.operations.models import Event
 from tuktuk.operations.worker import WorkerState, worker_tick
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def pay(trans_id: str, amount: str, account: str = "TUK001") -> None:
-    payment_post(
-        payment=IncomingPayment(
-            trans_id=trans_id, amount=Decimal(amount), account_reference=account
-        )
-    )
-
-
-def break_balance(driver_pk: int, delta: str) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE fleet_driver SET current_balance = current_balance + %s WHERE id = %s",
-            [Decimal(delta), driver_pk],
-        )
 
 
 def body_and_subject(raw: bytes) -> tuple[str, str]:
@@ -53,8 +35,8 @@ def test_scheduled_reconciliation_emails_one_alert_with_counts_and_amounts(smtp)
     drivers = [make_driver(n) for n in range(1, 4)]
     for n in range(1, 4):
         pay(f"A{n}", "1000", account=f"TUK{n:03d}")
-    break_balance(drivers[0].pk, "150")
-    break_balance(drivers[2].pk, "-300")
+    edit_balance_by_sql(drivers[0].pk, "150")
+    edit_balance_by_sql(drivers[2].pk, "-300")
     state = WorkerState()
     report = worker_tick(state)
     assert report["reconciliation"] == {
@@ -93,7 +75,7 @@ def test_worker_reconciles_before_closing_due_days_and_catches_up(smtp) -> None:
     with time_machine.travel(nairobi(2026, 3, 10), tick=False):
         driver = make_driver(1)
         pay("C1", "1000")
-        break_balance(driver.pk, "50")
+        edit_balance_by_sql(driver.pk, "50")
     with time_machine.travel(nairobi(2026, 3, 12, 7), tick=False):
         report = worker_tick(WorkerState())
     assert report["reconciliation"]["why"] == "before day close"
@@ -110,7 +92,7 @@ def test_mail_outage_does_not_stop_the_close() -> None:
     with time_machine.travel(nairobi(2026, 3, 10), tick=False):
         driver = make_driver(1)
         pay("D1", "1000")
-        break_balance(driver.pk, "50")
+        edit_balance_by_sql(driver.pk, "50")
     with (
         override_settings(
             EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",

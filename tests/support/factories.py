@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.db import connection
+
 from tuktuk.fleet.models import Driver
 from tuktuk.fleet.services import driver_upsert, vehicle_upsert
+from tuktuk.ledger.services import IncomingPayment, PostingResult, payment_post
 
 
 def make_driver(
@@ -32,3 +35,27 @@ def make_driver(
 
 def make_fleet(size: int = 7) -> list[Driver]:
     return [make_driver(number) for number in range(1, size + 1)]
+
+
+def pay(
+    trans_id: str, amount: str | int, account: str = "TUK001", msisdn: str = "254799999999"
+) -> PostingResult:
+    """A C2B payment through the posting service (as a confirmation would post it)."""
+    return payment_post(
+        payment=IncomingPayment(
+            trans_id=trans_id,
+            amount=Decimal(amount),
+            account_reference=account,
+            payer_msisdn=msisdn,
+        )
+    )
+
+
+def edit_balance_by_sql(driver: Driver | int, delta: str) -> None:
+    """Change a cached balance around the ORM, as the legacy manual resets did."""
+    pk = driver if isinstance(driver, int) else driver.pk
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE fleet_driver SET current_balance = current_balance + %s WHERE id = %s",
+            [Decimal(delta), pk],
+        )

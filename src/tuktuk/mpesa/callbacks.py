@@ -169,6 +169,7 @@ class ValidationAnswer:
 
 def validation_decide(*, body: bytes, content_type: str, remote_addr: str) -> ValidationAnswer:
     """Accept or refuse a payment before M-Pesa takes the money; the decision is stored."""
+    rejection_reason = ""
     try:
         if not caller_allowed(remote_addr):
             raise CallbackRejected(f"caller {remote_addr} is not in TUKTUK_CALLBACK_ALLOWED_IPS")
@@ -185,28 +186,24 @@ def validation_decide(*, body: bytes, content_type: str, remote_addr: str) -> Va
         if not within_operating_hours(timezone.now(), fleet=FleetSettings.load()):
             raise CallbackRejected("outside operating hours", OTHER_ERROR)
     except CallbackRejected as rejection:
-        callback_store(
-            kind=CallbackKind.C2B_VALIDATION,
-            body=body,
-            content_type=content_type,
-            remote_addr=remote_addr,
-            state=CallbackState.REJECTED,
-            error=rejection.reason,
-            result_code=rejection.code,
-        )
+        answer = ValidationAnswer(rejection.code, "Rejected")
+        rejection_reason = rejection.reason
         logger.info(
             "C2B validation rejected", extra={"code": rejection.code, "reason": rejection.reason}
         )
-        return ValidationAnswer(rejection.code, "Rejected")
+    else:
+        answer = ValidationAnswer(ACCEPTED, "Accepted")
+    rejected = answer.code != ACCEPTED
     callback_store(
         kind=CallbackKind.C2B_VALIDATION,
         body=body,
         content_type=content_type,
         remote_addr=remote_addr,
-        state=CallbackState.ACCEPTED,
-        result_code=ACCEPTED,
+        state=CallbackState.REJECTED if rejected else CallbackState.ACCEPTED,
+        error=rejection_reason if rejected else "",
+        result_code=answer.code,
     )
-    return ValidationAnswer(ACCEPTED, "Accepted")
+    return answer
 
 
 def callbacks_replay(*, stale_after: dt.timedelta = dt.timedelta(minutes=2)) -> dict[str, int]:

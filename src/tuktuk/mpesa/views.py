@@ -6,6 +6,8 @@ The paths avoid "mpesa"/"safaricom": Daraja refuses callback URLs that contain t
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from functools import partial
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -70,28 +72,6 @@ def _unavailable(exc: Exception) -> JsonResponse:
 
 
 @csrf_exempt
-def c2b_confirmation(request: HttpRequest, token: str) -> HttpResponse:
-    _check_token(token)
-    if request.method != "POST":
-        return JsonResponse({"ResultCode": 1, "ResultDesc": "POST only"}, status=405)
-    try:
-        body = _read_body(request, CallbackKind.C2B_CONFIRMATION)
-        if body is None:
-            return JsonResponse(
-                {"ResultCode": 1, "ResultDesc": "Rejected: body too large"}, status=413
-            )
-        state = callbacks.confirmation_receive(
-            body=body, content_type=request.content_type or "", remote_addr=remote_address(request)
-        )
-    except Exception as exc:
-        return _unavailable(exc)
-    if state == CallbackState.REJECTED:
-        return JsonResponse({"ResultCode": 1, "ResultDesc": "Rejected"}, status=400)
-    # Processed, duplicate, unmatched or failed-and-stored for replay: M-Pesa's job is done.
-    return JsonResponse({"ResultCode": 0, "ResultDesc": "Accepted"})
-
-
-@csrf_exempt
 def c2b_validation(request: HttpRequest, token: str) -> HttpResponse:
     _check_token(token)
     if request.method != "POST":
@@ -108,7 +88,13 @@ def c2b_validation(request: HttpRequest, token: str) -> HttpResponse:
     return JsonResponse({"ResultCode": answer.code, "ResultDesc": answer.description})
 
 
-def _b2c_callback(kind: str):  # type: ignore[no-untyped-def]
+# Stores the body, processes it, returns the callback's state; raises only if storing failed.
+Receive = Callable[..., str]
+
+
+def _stored_callback_view(kind: str, receive: Receive) -> Callable[..., HttpResponse]:
+    """A view that stores the raw body first, then lets `receive` process it."""
+
     @csrf_exempt
     def view(request: HttpRequest, token: str) -> HttpResponse:
         _check_token(token)
@@ -117,9 +103,10 @@ def _b2c_callback(kind: str):  # type: ignore[no-untyped-def]
         try:
             body = _read_body(request, kind)
             if body is None:
-                return JsonResponse({"ResultCode": 1, "ResultDesc": "Rejected"}, status=413)
-            state = b2c_callbacks.b2c_callback_receive(
-                kind=kind,
+                return JsonResponse(
+                    {"ResultCode": 1, "ResultDesc": "Rejected: body too large"}, status=413
+                )
+            state = receive(
                 body=body,
                 content_type=request.content_type or "",
                 remote_addr=remote_address(request),
@@ -128,12 +115,21 @@ def _b2c_callback(kind: str):  # type: ignore[no-untyped-def]
             return _unavailable(exc)
         if state == CallbackState.REJECTED:
             return JsonResponse({"ResultCode": 1, "ResultDesc": "Rejected"}, status=400)
+        # Processed, duplicate, unmatched, or failed and stored for replay: M-Pesa's part is
+        # done either way.
         return JsonResponse({"ResultCode": 0, "ResultDesc": "Accepted"})
 
     return view
 
 
-b2c_result = _b2c_callback(CallbackKind.B2C_RESULT)
-b2c_timeout = _b2c_callback(CallbackKind.B2C_TIMEOUT)
-status_result = _b2c_callback(CallbackKind.STATUS_RESULT)
-status_timeout = _b2c_callback(CallbackKind.STATUS_TIMEOUT)
+def _b2c(kind: str) -> Callable[..., HttpResponse]:
+    return _stored_callback_view(kind, partial(b2c_callbacks.b2c_callback_receive, kind=kind))
+
+
+c2b_confirmation = _stored_callback_view(
+    CallbackKind.C2B_CONFIRMATION, callbacks.confirmation_receive
+)
+b2c_result = _b2c(CallbackKind.B2C_RESULT)
+b2c_timeout = _b2c(CallbackKind.B2C_TIMEOUT)
+status_result = _b2c(CallbackKind.STATUS_RESULT)
+status_timeout = _b2c(CallbackKind.STATUS_TIMEOUT)
