@@ -4,12 +4,14 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from django.contrib.auth.models import Group, User
 from django.db import connection
 from hypothesis import HealthCheck, settings
 
 from tests.support.live_server import LiveServer, live_server_process
 from tests.support.smtp import Inbox, smtp  # noqa: F401 - fixtures for every test module
 from tuktuk.fleet.models import FleetSettings
+from tuktuk.operations.roles import ACCOUNTANTS, FLEET_MANAGERS, roles_ensure
 
 settings.register_profile(
     "default",
@@ -49,3 +51,14 @@ def live_server_proc(_shared_live_server: LiveServer, transactional_db: None) ->
     if _shared_live_server.process.poll() is not None:
         raise RuntimeError("the live server process has died")
     return _shared_live_server
+
+
+@pytest.fixture
+def people(transactional_db: None) -> dict[str, User]:
+    """A fleet manager and an accountant, in their roles."""
+    roles_ensure()  # transactional tests empty the tables, the roles' groups included
+    manager = User.objects.create_user("manager", password="pw-for-tests", is_staff=True)
+    manager.groups.add(Group.objects.get(name=FLEET_MANAGERS))
+    accountant = User.objects.create_user("accountant", password="pw-for-tests", is_staff=True)
+    accountant.groups.add(Group.objects.get(name=ACCOUNTANTS))
+    return {"manager": manager, "accountant": accountant}

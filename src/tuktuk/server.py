@@ -34,6 +34,8 @@ def gunicorn_command(
         "10",
         "--error-logfile",
         "-",
+        "--logger-class",
+        "tuktuk.logs.RedactingGunicornLogger",
     ]
     if access_log:
         command += ["--access-logfile", "-"]

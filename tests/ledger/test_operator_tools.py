@@ -8,7 +8,6 @@ from decimal import Decimal
 
 import pytest
 from django.conf import settings
-from django.contrib.auth.models import Group, User
 from django.core.management import CommandError, call_command
 from django.db import connections
 from django.test import Client
@@ -31,20 +30,9 @@ from tuktuk.ledger.services import PostingOutcome
 from tuktuk.ledger.uncaptured import DEPOSIT_SHARE, SEND_SHARE, uncaptured_assign
 from tuktuk.mpesa.models import Payout
 from tuktuk.operations.models import Event
-from tuktuk.operations.roles import ACCOUNTANTS, FLEET_MANAGERS, roles_ensure
 
 pytestmark = pytest.mark.django_db(transaction=True)
 DRIVER_PHONE = "254700000001"  # make_driver(1)'s number, normalised
-
-
-@pytest.fixture
-def people() -> dict[str, User]:
-    roles_ensure()  # transactional tests empty the tables, the roles' groups included
-    manager = User.objects.create_user("manager", password="pw-for-tests", is_staff=True)
-    manager.groups.add(Group.objects.get(name=FLEET_MANAGERS))
-    accountant = User.objects.create_user("accountant", password="pw-for-tests", is_staff=True)
-    accountant.groups.add(Group.objects.get(name=ACCOUNTANTS))
-    return {"manager": manager, "accountant": accountant}
 
 
 # Adjustments and repayments ---------------------------------------------------------------

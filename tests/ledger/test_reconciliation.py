@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 import time_machine
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 
@@ -212,7 +212,7 @@ def test_reconciliation_uses_a_constant_number_of_queries() -> None:
     assert len(few) == len(many) <= 8
 
 
-def test_cli_reconcile_exit_codes_and_json(capsys) -> None:  # type: ignore[no-untyped-def]
+def test_cli_reconcile_exit_codes_and_json(capsys, people) -> None:  # type: ignore[no-untyped-def]
     driver = make_driver(1)
     pay("CL1", "1000")
     call_command("reconcile", "DRV-112001")  # clean: exit 0
@@ -223,7 +223,9 @@ def test_cli_reconcile_exit_codes_and_json(capsys) -> None:  # type: ignore[no-u
     assert exited.value.code == 1
     answer = json.loads(capsys.readouterr().out)
     assert answer["discrepancy"] == 150 and isinstance(answer["discrepancy"], float | int)
-    call_command("reconcile", "DRV-112001", "--fix", "--reason", "cli test")
+    with pytest.raises(CommandError, match="may not"):
+        call_command("reconcile", "DRV-112001", "--fix", "--reason", "x", "--user", "accountant")
+    call_command("reconcile", "DRV-112001", "--fix", "--reason", "cli test", "--user", "manager")
     assert "Balance fixed" in capsys.readouterr().out
     call_command("reconcile", "--all")
     assert "0 with discrepancies" in capsys.readouterr().out

@@ -252,16 +252,34 @@ def test_unmatched_result_is_kept(client: Client) -> None:
     assert state_of(payout) == PayoutState.HELD
 
 
-def test_cli_release_retry_resolve(capsys) -> None:  # type: ignore[no-untyped-def]
+def test_cli_release_retry_resolve(capsys, people) -> None:  # type: ignore[no-untyped-def]
     payout = share_payout()
-    call_command("payouts", "release", "--driver", "DRV-112001")
+    with pytest.raises(CommandError, match="may not"):
+        call_command("payouts", "release", "--all", "--user", "accountant")
+    assert state_of(payout) == PayoutState.HELD
+    call_command("payouts", "release", "--driver", "DRV-112001", "--user", "manager")
     assert "Released 1" in capsys.readouterr().out
     call_command("payouts", "list", "--state", "pending")
     assert payout.originator_conversation_id in capsys.readouterr().out
     with pytest.raises(CommandError, match="only failed"):
-        call_command("payouts", "retry", str(payout.pk), "--reason", "x")
+        call_command("payouts", "retry", str(payout.pk), "--reason", "x", "--user", "manager")
     set_state(payout, PayoutState.UNKNOWN)
-    call_command("payouts", "resolve", str(payout.pk), "--failed", "--reason", "not in portal")
+    call_command(
+        "payouts", "resolve", str(payout.pk), "--failed", "--reason", "gone", "--user", "manager"
+    )
     assert state_of(payout) == PayoutState.FAILED
     with pytest.raises(CommandError, match="no driver"):
-        call_command("payouts", "release", "--driver", "DRV-999999")
+        call_command("payouts", "release", "--driver", "DRV-999999", "--user", "manager")
+
+
+def test_payout_admin_actions_need_the_payout_permission(client: Client, people) -> None:  # type: ignore[no-untyped-def]
+    payout = share_payout()
+    selection = {"action": "release_held", "_selected_action": [payout.pk]}
+    client.login(username="accountant", password="pw-for-tests")
+    assert client.get("/admin/mpesa/payout/").status_code == 200  # may look
+    client.post("/admin/mpesa/payout/", selection)
+    assert state_of(payout) == PayoutState.HELD  # may not release
+    client.login(username="manager", password="pw-for-tests")
+    client.post("/admin/mpesa/payout/", selection)
+    assert state_of(payout) == PayoutState.PENDING
+    assert Event.objects.get(title="Payouts Released").actor == "manager"

@@ -57,6 +57,8 @@ def live_server_process(
     threads: int = 8,
     extra_env: dict[str, str] | None = None,
     ready_statuses: frozenset[int] | set[int] = frozenset({200}),
+    access_log: bool = False,
+    log_file: Path | None = None,
 ) -> Iterator[LiveServer]:
     port = free_port()
     env = dict(os.environ)
@@ -71,9 +73,17 @@ def live_server_process(
     env.pop("TUKTUK_TEST_DATABASE_NAME", None)
     env.update(extra_env or {})
     command = gunicorn_command(
-        host="127.0.0.1", port=port, workers=workers, threads=threads, app=app, access_log=False
+        host="127.0.0.1",
+        port=port,
+        workers=workers,
+        threads=threads,
+        app=app,
+        access_log=access_log,
     )
-    process = subprocess.Popen(command, env=env, cwd=REPO_ROOT)
+    output = log_file.open("wb") if log_file else None
+    process = subprocess.Popen(
+        command, env=env, cwd=REPO_ROOT, stdout=output, stderr=subprocess.STDOUT if output else None
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -95,3 +105,5 @@ def live_server_process(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if output:
+            output.close()

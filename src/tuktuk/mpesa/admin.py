@@ -12,6 +12,7 @@ from tuktuk.ledger.statements import StatementError, duplicates_report
 from tuktuk.mpesa.callbacks import confirmation_process
 from tuktuk.mpesa.models import Callback, CallbackKind, Payout
 from tuktuk.mpesa.payouts import PayoutError, payout_retry, payouts_release
+from tuktuk.operations import roles
 
 
 @admin.register(Callback)
@@ -91,7 +92,10 @@ class PayoutAdmin(ReadOnlyAdmin):
     list_select_related = ["driver"]
     actions = ["release_held", "retry_failed"]
 
-    @admin.action(description="Release selected held payouts")
+    def has_manage_payouts_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(roles.MANAGE_PAYOUTS)
+
+    @admin.action(description="Release selected held payouts", permissions=["manage_payouts"])
     def release_held(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
         released = payouts_release(
             actor=request.user.get_username(),
@@ -99,7 +103,9 @@ class PayoutAdmin(ReadOnlyAdmin):
         )
         self.message_user(request, f"Released {released} held payout(s).", messages.SUCCESS)
 
-    @admin.action(description="Retry selected failed payouts (outcome known)")
+    @admin.action(
+        description="Retry selected failed payouts (outcome known)", permissions=["manage_payouts"]
+    )
     def retry_failed(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
         for payout in queryset:
             try:

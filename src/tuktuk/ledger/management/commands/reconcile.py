@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from tuktuk import jsonutil
 from tuktuk.ledger.reconciliation import (
@@ -17,9 +17,11 @@ from tuktuk.ledger.reconciliation import (
     reconcile_driver_balance,
 )
 from tuktuk.money import format_ksh
+from tuktuk.operations.operator_command import OperatorCommand
+from tuktuk.operations.roles import FIX_BALANCE
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = "Check driver balances against the ledger, and optionally fix them."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -28,8 +30,8 @@ class Command(BaseCommand):
         parser.add_argument("--date", help="business day YYYY-MM-DD (default: the open day)")
         parser.add_argument("--fix", action="store_true", help="fix what is found")
         parser.add_argument("--reason", default="", help="why (required with --fix)")
-        parser.add_argument("--actor", default="cli", help="who is fixing (audit trail)")
         parser.add_argument("--json", action="store_true", help="print the JSON answer")
+        self.add_user_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         if bool(options["driver"]) == bool(options["all"]):
@@ -49,12 +51,13 @@ class Command(BaseCommand):
         date, fix = options["date"], options["fix"]
         if fix and not options["reason"].strip() and not options["all"]:
             raise CommandError("--fix needs --reason TEXT (it goes into the audit trail)")
+        actor = self.acting(options, FIX_BALANCE) if fix else ""
         if options["all"]:
             result = reconcile_all_drivers_balances(
                 date=date,
                 auto_fix=fix,
                 reason=options["reason"] or "mass reconciliation (CLI)",
-                actor=options["actor"],
+                actor=actor,
             )
             return result, any(not r["fixed"] for r in result["results"])
         if fix:
@@ -63,7 +66,7 @@ class Command(BaseCommand):
                 date=date,
                 auto_fix=True,
                 reason=options["reason"],
-                actor=options["actor"],
+                actor=actor,
             )
             return result, False
         result = reconcile_driver_balance(options["driver"], date=date)

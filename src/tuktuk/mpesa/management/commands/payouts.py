@@ -10,18 +10,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from tuktuk.fleet.models import Driver
 from tuktuk.mpesa.models import Payout, PayoutState
 from tuktuk.mpesa.payouts import PayoutError, payout_resolve, payout_retry, payouts_release
+from tuktuk.operations.operator_command import OperatorCommand
+from tuktuk.operations.roles import MANAGE_PAYOUTS
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = "List, release, retry and resolve driver payouts."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--actor", default="cli", help="who is acting (audit trail)")
         sub = parser.add_subparsers(dest="action", required=True)
         listing = sub.add_parser("list")
         listing.add_argument("--state", choices=PayoutState.values)
@@ -30,18 +31,22 @@ class Command(BaseCommand):
         target = release.add_mutually_exclusive_group(required=True)
         target.add_argument("--driver")
         target.add_argument("--all", action="store_true")
+        self.add_user_argument(release)
         retry = sub.add_parser("retry")
         retry.add_argument("payout_id", type=int)
         retry.add_argument("--reason", required=True)
+        self.add_user_argument(retry)
         resolve = sub.add_parser("resolve")
         resolve.add_argument("payout_id", type=int)
         outcome = resolve.add_mutually_exclusive_group(required=True)
         outcome.add_argument("--completed", metavar="RECEIPT")
         outcome.add_argument("--failed", action="store_true")
         resolve.add_argument("--reason", required=True)
+        self.add_user_argument(resolve)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        action, actor = options["action"], options["actor"]
+        action = options["action"]
+        actor = "" if action == "list" else self.acting(options, MANAGE_PAYOUTS)
         try:
             if action == "list":
                 self._list(options["state"], options["limit"])
