@@ -199,3 +199,30 @@ def test_close_day_refuses_the_open_day() -> None:
         day_close_run(through_day=dt.date.today() + dt.timedelta(days=5))
     assert not DayClose.objects.exists()
     assert Driver.objects.get().consecutive_misses == 0
+
+
+def test_closed_days_and_corrections_refuse_update_even_around_the_orm() -> None:
+    from django.db import connection, transaction
+
+    from tests.support.factories import edit_balance_by_sql
+    from tuktuk.ledger.models import BalanceCorrection
+    from tuktuk.ledger.reconciliation import fix_driver_balance
+
+    with time_machine.travel(nairobi(2026, 3, 10), tick=False):
+        driver = make_driver(1)
+        pay("AO1", "1000")
+    with time_machine.travel(nairobi(2026, 3, 11), tick=False):
+        day_close_run()
+        edit_balance_by_sql(driver, "10")
+        fix_driver_balance("DRV-112001", auto_fix=True, reason="test", actor="t")
+    for table, row in (
+        ("ledger_dayclose", DayClose.objects.get()),
+        ("ledger_balancecorrection", BalanceCorrection.objects.get()),
+    ):
+        with pytest.raises(Exception, match="append-only"), transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(f"UPDATE {table} SET driver_id = driver_id WHERE id = %s", [row.pk])
+        with pytest.raises(Exception, match="append-only"):
+            row.save()
+        with pytest.raises(Exception, match="append-only"):
+            row.delete()

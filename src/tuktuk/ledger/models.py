@@ -123,7 +123,23 @@ class AppendOnlyError(RuntimeError):
     pass
 
 
-class LedgerEntry(models.Model):
+class AppendOnly(models.Model):
+    """Rows the application writes once and never changes (invariant 6); the database refuses
+    UPDATE on them too (migrations 0002 and 0004)."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AppendOnlyError(f"{type(self).__name__} rows are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise AppendOnlyError(f"{type(self).__name__} rows are append-only")
+
+
+class LedgerEntry(AppendOnly):
     """An immutable signed amount on one driver's target balance for one business day."""
 
     driver = models.ForeignKey(Driver, on_delete=models.PROTECT, related_name="ledger_entries")
@@ -174,16 +190,8 @@ class LedgerEntry(models.Model):
     def __str__(self) -> str:
         return f"{self.driver_id} {self.business_day} {self.kind} {self.amount}"
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
-            raise AppendOnlyError("ledger entries are append-only; post a correction instead")
-        super().save(*args, **kwargs)
 
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        raise AppendOnlyError("ledger entries are append-only; post a correction instead")
-
-
-class DayClose(models.Model):
+class DayClose(AppendOnly):
     """One driver's closed business day. The unique (driver, day) row is the exactly-once guard."""
 
     driver = models.ForeignKey(Driver, on_delete=models.PROTECT, related_name="day_closes")
@@ -213,7 +221,7 @@ class DayClose(models.Model):
         return self.cached_balance - self.closing_balance
 
 
-class BalanceCorrection(models.Model):
+class BalanceCorrection(AppendOnly):
     """The audit trail of every balance fix: who changed what, when and why."""
 
     driver = models.ForeignKey(Driver, on_delete=models.PROTECT, related_name="corrections")
