@@ -81,6 +81,12 @@ def database_config() -> dict[str, Any]:
         test_name = env_str("TUKTUK_TEST_DATABASE_NAME")
         # A file, not ":memory:", so a live server in another process sees the test data.
         config["TEST"] = {"NAME": test_name or str(data_dir() / "test.sqlite3")}
+    elif engine == "django.db.backends.postgresql" and env_bool("TUKTUK_DB_PREPARED", True):
+        # Server-side binding + prepared statements: the hot path repeats the same dozen
+        # statements, and preparing them saves PostgreSQL about a third of its CPU per
+        # confirmation (bench/results-c2b.md). Turn off behind PgBouncer in transaction mode.
+        options.setdefault("server_side_binding", True)
+        options.setdefault("prepare_threshold", 2)
     elif engine == "django.db.backends.mysql":
         options.setdefault("charset", "utf8mb4")
         options.setdefault("isolation_level", "read committed")

@@ -33,7 +33,7 @@ def read_modify_save_post_once(payment, source, within):  # type: ignore[no-unty
     fleet = FleetSettings.load()
     now = timezone.now()
     day = business_day_of(now, fleet=fleet)
-    vehicle, driver_pk, _ = services._resolve_driver_pk(payment.account_reference)
+    vehicle_pk, driver_pk, _ = services._resolve_driver(payment.account_reference)
     existing = Transaction.objects.filter(trans_id=payment.trans_id).first()
     if existing is not None:
         result = services.PostingResult(services.PostingOutcome.DUPLICATE, existing)
@@ -44,7 +44,7 @@ def read_modify_save_post_once(payment, source, within):  # type: ignore[no-unty
             **services._transaction_fields(payment, source),
             status=TransactionStatus.COMPLETED,
             driver=driver,
-            vehicle=vehicle,
+            vehicle_id=vehicle_pk,
             driver_share=split.driver_share,
             target_contribution=split.target_contribution,
             received_at=now,

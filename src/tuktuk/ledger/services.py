@@ -8,6 +8,7 @@ payout, commit. A duplicate TransID is a no-op, whether it arrives after or duri
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -96,20 +97,40 @@ def driver_balance_credit(
     )
 
 
-def _resolve_driver_pk(account_reference: str) -> tuple[Vehicle | None, int | None, bool]:
-    """(vehicle, driver pk, by_driver_id). An account reference that is a driver id
-    (DRV-112001) is the driver paying the fleet, not a passenger paying a vehicle."""
+_DRIVER_ID = re.compile(r"^DRV-[0-9]{6}$")
+
+
+def _resolve_driver(account_reference: str) -> tuple[int | None, int | None, bool]:
+    """(vehicle pk, driver pk, by_driver_id), in one query on the hot path. An account
+    reference that is a driver id (DRV-112001) is the driver paying the fleet, not a
+    passenger paying a vehicle."""
     account = Vehicle.canonical_account(account_reference)
-    by_id = Driver.objects.filter(driver_id=account, is_active=True).values_list("pk", flat=True)
-    if driver_pk := by_id.first():
-        return None, driver_pk, True
-    vehicle = Vehicle.objects.filter(mpesa_account=account, is_active=True).first()
-    if vehicle is None:
-        return None, None, False
-    driver_pk = (
-        Driver.objects.filter(vehicle=vehicle, is_active=True).values_list("pk", flat=True).first()
+    if _DRIVER_ID.match(account):
+        by_id = Driver.objects.filter(driver_id=account, is_active=True).order_by()
+        if driver_pk := by_id.values_list("pk", flat=True).first():
+            return None, driver_pk, True
+    # order_by(): lookups on unique keys need no ORDER BY (Meta.ordering would add one).
+    found = (
+        Driver.objects.filter(
+            vehicle__mpesa_account=account, vehicle__is_active=True, is_active=True
+        )
+        .order_by()
+        .values_list("vehicle_id", "pk")
+        .first()
     )
-    return vehicle, driver_pk, False
+    if found is not None:
+        return found[0], found[1], False
+    vehicle_pk = (
+        Vehicle.objects.filter(mpesa_account=account, is_active=True)
+        .order_by()
+        .values_list("pk", flat=True)
+        .first()
+    )
+    return vehicle_pk, None, False
+
+
+def _existing(trans_id: str) -> Transaction | None:
+    return Transaction.objects.filter(trans_id=trans_id).order_by().first()
 
 
 def _transaction_fields(payment: IncomingPayment, source: str) -> dict[str, object]:
@@ -130,24 +151,25 @@ def _post_once(
     fleet = FleetSettings.load()
     now = timezone.now()
     day = business_day_of(now, fleet=fleet)
-    vehicle, driver_pk, by_driver_id = _resolve_driver_pk(payment.account_reference)
-    existing = Transaction.objects.filter(trans_id=payment.trans_id).first()
-    if driver_pk is None and existing is not None:
-        result = PostingResult(PostingOutcome.DUPLICATE, existing)
-    elif driver_pk is None:
-        # Uncaptured: kept until an operator assigns it. The unique TransID still guards it.
-        unmatched = Transaction.objects.create(
-            **_transaction_fields(payment, source),
-            status=TransactionStatus.UNMATCHED,
-            transaction_type=TransactionType.PAYMENT,
-            vehicle=vehicle,
-            received_at=now,
-        )
-        result = PostingResult(PostingOutcome.UNMATCHED, unmatched)
+    vehicle_pk, driver_pk, by_driver_id = _resolve_driver(payment.account_reference)
+    if driver_pk is None:
+        existing = _existing(payment.trans_id)
+        if existing is not None:
+            result = PostingResult(PostingOutcome.DUPLICATE, existing)
+        else:
+            # Uncaptured: kept until an operator assigns it; the unique TransID guards it.
+            unmatched = Transaction.objects.create(
+                **_transaction_fields(payment, source),
+                status=TransactionStatus.UNMATCHED,
+                transaction_type=TransactionType.PAYMENT,
+                vehicle_id=vehicle_pk,
+                received_at=now,
+            )
+            result = PostingResult(PostingOutcome.UNMATCHED, unmatched)
     else:
         driver = Driver.objects.select_for_update().get(pk=driver_pk)
-        # Re-check under the lock: a concurrent delivery of the same TransID has committed.
-        existing = Transaction.objects.filter(trans_id=payment.trans_id).first()
+        # Checked under the lock: a concurrent delivery of the same TransID has committed.
+        existing = _existing(payment.trans_id)
         if existing is not None:
             result = PostingResult(PostingOutcome.DUPLICATE, existing)
         elif by_driver_id or repayment_recognised(driver=driver, payment=payment):
@@ -169,7 +191,7 @@ def _post_once(
                 status=TransactionStatus.COMPLETED,
                 transaction_type=TransactionType.PAYMENT,
                 driver=driver,
-                vehicle=vehicle,
+                vehicle_id=vehicle_pk,
                 driver_share=split.driver_share,
                 target_contribution=split.target_contribution,
                 received_at=now,

@@ -89,9 +89,11 @@ def _reject(callback: Callback, rejection: CallbackRejected) -> None:
         )
 
 
-def confirmation_process(*, callback_id: int) -> str:
-    """Post a stored confirmation. Returns the callback's new state; never raises for input."""
-    callback = Callback.objects.get(pk=callback_id)
+def confirmation_process(*, callback_id: int, callback: Callback | None = None) -> str:
+    """Post a stored confirmation. Returns the callback's new state; never raises for input.
+    `callback`: the row just stored, saving a re-read on the hot path."""
+    if callback is None:
+        callback = Callback.objects.get(pk=callback_id)
     if callback.state not in _PROCESSABLE:
         return callback.state
     try:
@@ -100,13 +102,13 @@ def confirmation_process(*, callback_id: int) -> str:
     except CallbackRejected as rejection:
         _reject(callback, rejection)
         return CallbackState.REJECTED
-    Callback.objects.filter(pk=callback_id).update(trans_id=payment.trans_id)
 
     def mark_posted(result: PostingResult) -> None:
         _mark(
             callback_id,
             state=_POSTING_STATES[result.outcome],
             transaction=result.transaction,
+            trans_id=payment.trans_id,
             attempts=callback.attempts + 1,
         )
 
@@ -120,6 +122,7 @@ def confirmation_process(*, callback_id: int) -> str:
         Callback.objects.filter(pk=callback_id).update(
             state=CallbackState.FAILED,
             error=f"{type(exc).__name__}: {exc}"[:2000],
+            trans_id=payment.trans_id,
             attempts=callback.attempts + 1,
         )
         events.event_record(
@@ -148,7 +151,7 @@ def confirmation_receive(*, body: bytes, content_type: str, remote_addr: str) ->
     except CallbackRejected as rejection:
         _reject(callback, rejection)
         return CallbackState.REJECTED
-    return confirmation_process(callback_id=callback.pk)
+    return confirmation_process(callback_id=callback.pk, callback=callback)
 
 
 def oversized_body_store(
