@@ -588,8 +588,8 @@ def c2b_status_body(
             ("ReceiptNo", query.transaction_id),
             ("TransactionStatus", "Completed"),
             ("ReasonType", "Pay Bill Online"),
-            # A JSON number, as Daraja sends it (whole shillings stay integers).
-            ("Amount", int(amount) if amount == amount.to_integral_value() else float(amount)),
+            # Whole shillings as a JSON number, as Daraja sends them; cents as an exact string.
+            ("Amount", int(amount) if amount == amount.to_integral_value() else str(amount)),
             ("CreditPartyName", f"{query.party_a} - Sim Business"),
         ],
     )
