@@ -11,6 +11,7 @@ import pytest
 import time_machine
 from django.core.management import call_command
 from django.test import override_settings
+from django.utils import timezone
 
 from tests.support.clock import nairobi
 from tests.support.factories import edit_balance_by_sql, make_driver, pay
@@ -54,10 +55,11 @@ def test_scheduled_reconciliation_emails_one_alert_with_counts_and_amounts(smtp)
     assert "- Drivers with issues: 2" in body
     assert "- Total discrepancy: 450 KSH" in body
     assert "DRV-112001 Driver 1: ⚠️ DISCREPANCY DETECTED: 150 KSH extra" in body
-    # Within the interval nothing runs again; after it, the check repeats.
+    # Within the interval nothing runs again, not even in another worker; after it, it does.
     assert "reconciliation" not in worker_tick(state)
-    state.last_reconciliation = state.last_reconciliation - dt.timedelta(hours=4)  # type: ignore[operator]
-    assert worker_tick(state)["reconciliation"]["why"] == "scheduled"
+    assert "reconciliation" not in worker_tick(WorkerState())
+    with time_machine.travel(timezone.now() + dt.timedelta(hours=4, minutes=1), tick=False):
+        assert worker_tick(WorkerState())["reconciliation"]["why"] == "scheduled"
     assert len(inbox.messages) == 2
 
 
@@ -111,3 +113,28 @@ def test_worker_command_once(capsys) -> None:  # type: ignore[no-untyped-def]
     make_driver(1)
     call_command("worker", "--once")
     assert '"reconciliation"' in capsys.readouterr().out
+
+
+def test_exactly_one_of_several_workers_claims_a_scheduled_run() -> None:
+    import threading
+
+    from django.db import connections
+
+    from tuktuk.operations.schedule import schedule_claim
+
+    start = threading.Barrier(4)
+    claims: list[bool] = []
+
+    def claim() -> None:
+        try:
+            start.wait()
+            claims.append(schedule_claim(name="reconcile-scheduled", every=dt.timedelta(hours=4)))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=claim) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(claims) == [False, False, False, True]

@@ -58,3 +58,14 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class ScheduledRun(models.Model):
+    """When a periodic job last ran. With several workers, the compare-and-swap on this row
+    decides which one runs it (and sends its email)."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    last_run_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.last_run_at}"

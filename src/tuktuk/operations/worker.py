@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.utils import timezone
 
 from tuktuk.fleet.models import FleetSettings
 from tuktuk.ledger.day_close import day_close_run, days_due
@@ -23,13 +22,13 @@ from tuktuk.mpesa.callbacks import callbacks_replay
 from tuktuk.mpesa.payouts import payouts_failed_unalerted, payouts_work
 from tuktuk.operations import services as events
 from tuktuk.operations.alerts import discrepancy_alert_send, payout_failure_alert_send
+from tuktuk.operations.schedule import schedule_claim
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class WorkerState:
-    last_reconciliation: dt.datetime | None = None
     report: dict[str, Any] = field(default_factory=dict)
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     # Kept between passes so the OAuth token is cached until shortly before it expires.
@@ -61,7 +60,6 @@ def _payouts(state: WorkerState) -> dict[str, Any]:
 
 def _reconcile_and_alert(state: WorkerState, *, why: str) -> dict[str, Any]:
     result = reconcile_all_drivers_balances(auto_fix=False)
-    state.last_reconciliation = timezone.now()
     summary = {
         "why": why,
         "drivers_with_discrepancies": result["drivers_with_discrepancies"],
@@ -79,10 +77,13 @@ def worker_tick(state: WorkerState) -> dict[str, Any]:
     due = days_due(fleet)
     every = dt.timedelta(hours=settings.RECONCILE_EVERY_HOURS)
     if due:
-        report["reconciliation"] = _reconcile_and_alert(state, why="before day close")
+        # One check (and one email) per close, whichever worker gets there first; the close
+        # itself is exactly-once per driver and day anyway.
+        if schedule_claim(name=f"reconcile-before-close-{due[-1]}", every=dt.timedelta(days=1)):
+            report["reconciliation"] = _reconcile_and_alert(state, why="before day close")
         report["closed"] = day_close_run()
         report["days_closed"] = [day.isoformat() for day in due]
-    elif state.last_reconciliation is None or timezone.now() - state.last_reconciliation >= every:
+    elif schedule_claim(name="reconcile-scheduled", every=every):
         report["reconciliation"] = _reconcile_and_alert(state, why="scheduled")
     state.report = report
     return report
