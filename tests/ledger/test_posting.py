@@ -118,7 +118,7 @@ def test_global_settings_apply_without_overrides() -> None:
     assert Transaction.objects.get().driver_share == Decimal("30")
 
 
-@pytest.mark.skipif("connection.vendor == 'sqlite'")
+@pytest.mark.skipif(connection.vendor == "sqlite", reason="BEGIN IMMEDIATE: no deadlocks on SQLite")
 def test_deadlock_is_retried_until_both_transactions_commit() -> None:
     """Two transactions lock two driver rows in opposite orders: the database kills one
     (PostgreSQL 40P01, MariaDB 1213) and atomic_with_retry runs it again."""

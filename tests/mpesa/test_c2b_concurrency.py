@@ -134,7 +134,7 @@ def test_spread_over_7_drivers_with_duplicates(live_server_proc: LiveServer) -> 
 
 
 @pytest.mark.skipif(
-    "connection.vendor != 'postgresql'",
+    connection.vendor != "postgresql",
     reason="the control runs on PostgreSQL: SQLite's BEGIN IMMEDIATE serialises whole "
     "transactions so even read-modify-save cannot interleave, and MariaDB turns the racy "
     "pattern partly into deadlocks that the retry absorbs, so its outcome varies by run",

@@ -34,7 +34,7 @@ from tuktuk.operations.worker import WorkerState, worker_tick
 
 pytestmark = pytest.mark.django_db(transaction=True)
 multi_worker = pytest.mark.skipif(
-    "connection.vendor == 'sqlite'",
+    connection.vendor == "sqlite",
     reason="SQLite runs one worker (no SKIP LOCKED); the multi-worker races run on "
     "PostgreSQL and MariaDB",
 )
@@ -216,4 +216,3 @@ def test_refused_requests_are_retried_then_failed_with_an_alert(
     assert sim.state()["payments"] == {} or not any(
         p["paid"] for p in sim.state()["payments"].values()
     )
-    assert connection.vendor  # the same on every database

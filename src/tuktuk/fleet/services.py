@@ -83,10 +83,6 @@ def driver_upsert(
     return driver, created
 
 
-def fleet_settings_get() -> FleetSettings:
-    return FleetSettings.load()
-
-
 def driver_left_to_target_refresh(*, driver_ids: Collection[str]) -> None:
     """Recompute the cached left_to_target after a driver's target changed (or a new driver).
 

@@ -216,10 +216,6 @@ class DayClose(AppendOnly):
     def __str__(self) -> str:
         return f"{self.driver_id} {self.business_day} closed at {self.closing_balance}"
 
-    @property
-    def discrepancy(self) -> Any:
-        return self.cached_balance - self.closing_balance
-
 
 class BalanceCorrection(AppendOnly):
     """The audit trail of every balance fix: who changed what, when and why."""

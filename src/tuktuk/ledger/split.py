@@ -5,16 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from tuktuk.money import ZERO, money, whole_shillings_down
+from tuktuk.money import money, whole_shillings_down
 
 
 @dataclass(frozen=True)
 class Split:
     driver_share: Decimal
     target_contribution: Decimal
-
-
-NO_SPLIT = Split(driver_share=ZERO, target_contribution=ZERO)
 
 
 def split_payment(

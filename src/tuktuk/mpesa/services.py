@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from tuktuk.fleet.models import Driver
 from tuktuk.ledger.models import Transaction
-from tuktuk.mpesa.models import Payout, PayoutKind, PayoutState
+from tuktuk.mpesa.models import Payout, PayoutState
 
 
 def payout_queue(
@@ -40,6 +40,3 @@ def share_originator_id(trans_id: str) -> str:
 
 def bonus_originator_id(*, driver_id: str, business_day: str) -> str:
     return f"TTL-BONUS-{driver_id}-{business_day}"
-
-
-__all__ = ["PayoutKind", "bonus_originator_id", "payout_queue", "share_originator_id"]

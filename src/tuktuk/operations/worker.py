@@ -58,7 +58,7 @@ def _payouts(state: WorkerState) -> dict[str, Any]:
     return report
 
 
-def _reconcile_and_alert(state: WorkerState, *, why: str) -> dict[str, Any]:
+def _reconcile_and_alert(*, why: str) -> dict[str, Any]:
     result = reconcile_all_drivers_balances(auto_fix=False)
     summary = {
         "why": why,
@@ -80,10 +80,10 @@ def worker_tick(state: WorkerState) -> dict[str, Any]:
         # One check (and one email) per close, whichever worker gets there first; the close
         # itself is exactly-once per driver and day anyway.
         if schedule_claim(name=f"reconcile-before-close-{due[-1]}", every=dt.timedelta(days=1)):
-            report["reconciliation"] = _reconcile_and_alert(state, why="before day close")
+            report["reconciliation"] = _reconcile_and_alert(why="before day close")
         report["closed"] = day_close_run()
         report["days_closed"] = [day.isoformat() for day in due]
     elif schedule_claim(name="reconcile-scheduled", every=every):
-        report["reconciliation"] = _reconcile_and_alert(state, why="scheduled")
+        report["reconciliation"] = _reconcile_and_alert(why="scheduled")
     state.report = report
     return report

@@ -1,0 +1,65 @@
+"""SQL that makes a table append-only on every supported database: UPDATE is refused by a
+trigger, so even SQL written around the ORM cannot rewrite history (DESIGN.md invariant 6).
+Used by the ledger migrations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+def _forward(table: str, message: str) -> dict[str, list[str]]:
+    return {
+        "postgresql": [
+            f"""
+            CREATE OR REPLACE FUNCTION {table}_refuse_update() RETURNS trigger AS $$
+            BEGIN
+                RAISE EXCEPTION '{message}' USING ERRCODE = 'integrity_constraint_violation';
+            END;
+            $$ LANGUAGE plpgsql
+            """,
+            f"""
+            CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table}
+            FOR EACH ROW EXECUTE FUNCTION {table}_refuse_update()
+            """,
+        ],
+        "sqlite": [
+            f"""
+            CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table}
+            BEGIN SELECT RAISE(ABORT, '{message}'); END
+            """,
+        ],
+        "mysql": [
+            f"""
+            CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table}
+            FOR EACH ROW SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{message}'
+            """,  # noqa: S608 - table and message are constants of our migrations
+        ],
+    }
+
+
+def _backward(table: str, message: str) -> dict[str, list[str]]:
+    drop = f"DROP TRIGGER IF EXISTS {table}_no_update"
+    return {
+        "postgresql": [f"{drop} ON {table}", f"DROP FUNCTION IF EXISTS {table}_refuse_update()"],
+        "sqlite": [drop],
+        "mysql": [drop],
+    }
+
+
+def _runner(make: Callable[[str, str], dict[str, list[str]]], tables: dict[str, str]) -> Any:
+    def run(apps: Any, schema_editor: Any) -> None:
+        for table, message in tables.items():
+            for sql in make(table, message)[schema_editor.connection.vendor]:
+                schema_editor.execute(sql)
+
+    return run
+
+
+def append_only_operations(tables: dict[str, str]) -> list[Any]:
+    """Migration operations for {table: message}. Not atomic: MySQL cannot roll back DDL."""
+    from django.db import migrations
+
+    return [
+        migrations.RunPython(_runner(_forward, tables), _runner(_backward, tables), atomic=False)
+    ]
