@@ -5,7 +5,7 @@ What it does, in order (see bench/README.md):
 1. pgbench: drop + create its own database, `pgbench -i -s SCALE`, then the default TPC-B-like
    script at each client count (-j min(2, clients) -T DURATION). Its tps is the yardstick.
 2. The service: drop + create its own database, `tuktuk migrate`, create the drivers through
-   the fleet services, start gunicorn (tuktuk.server.gunicorn_command) on it, wait for
+   the fleet services, start gunicorn (tuktuk.backoffice.server.gunicorn_command) on it, wait for
    GET /health, warm up.
 3. Each scenario (spread over many drivers, then one hot driver) at each concurrency: a closed
    loop of N keep-alive HTTP/1.1 connections POSTing Daraja-shaped confirmations for a fixed
@@ -562,7 +562,7 @@ def gunicorn_server(
     port = free_port()
     # Built by the service's own code (it may be another source tree than this checkout's).
     build = (
-        "import json, sys; from tuktuk.server import gunicorn_command; "
+        "import json, sys; from tuktuk.backoffice.server import gunicorn_command; "
         "print(json.dumps(gunicorn_command(host='127.0.0.1', port=int(sys.argv[1]), "
         "workers=int(sys.argv[2]), threads=int(sys.argv[3]), access_log=False)))"
     )

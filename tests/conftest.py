@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, settings
 
 from tests.support.live_server import LiveServer, live_server_process
 from tests.support.smtp import Inbox, smtp  # noqa: F401 - fixtures for every test module
+from tuktuk.backoffice.roles import ACCOUNTANTS, FLEET_MANAGERS, roles_ensure
 from tuktuk.fleet.models import FleetSettings
-from tuktuk.operations.roles import ACCOUNTANTS, FLEET_MANAGERS, roles_ensure
 
 settings.register_profile(
     "default",

@@ -24,10 +24,13 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # Our layers, lowest first; each imports only those above it in this list.
+    "tuktuk.core",
     "tuktuk.fleet",
     "tuktuk.ledger",
+    "tuktuk.payouts",
     "tuktuk.mpesa",
-    "tuktuk.operations",
+    "tuktuk.backoffice",
 ]
 
 MIDDLEWARE = [
@@ -114,7 +117,7 @@ RECONCILE_EVERY_HOURS = float(config.env_str("TUKTUK_RECONCILE_EVERY_HOURS", "4"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "tuktuk.logs.JsonFormatter"}},
+    "formatters": {"json": {"()": "tuktuk.core.logs.JsonFormatter"}},
     "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json"}},
     "root": {"handlers": ["stderr"], "level": config.env_str("TUKTUK_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},

@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from tuktuk.operations.api import api
-from tuktuk.operations.views import health
+from tuktuk.backoffice.api import api
+from tuktuk.backoffice.views import health
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from tests.support.factories import make_driver, pay
 from tuktuk.ledger.models import EntryKind, LedgerEntry, Transaction
-from tuktuk.mpesa.models import Payout
+from tuktuk.payouts.models import Payout
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -14,13 +14,13 @@ from django.db import connections
 from tests.support.clock import nairobi
 from tests.support.factories import make_driver, pay
 from tests.support.invariants import assert_invariants
+from tuktuk.core.models import Event
 from tuktuk.fleet.models import Driver, FleetSettings, Override
 from tuktuk.ledger.business_day import business_day_of, day_close_moment, within_operating_hours
 from tuktuk.ledger.day_close import day_close_run, days_due
 from tuktuk.ledger.models import DayClose, EntryKind, LedgerEntry
 from tuktuk.ledger.reconciliation import reconcile_all_drivers_balances
-from tuktuk.mpesa.models import Payout, PayoutKind
-from tuktuk.operations.models import Event
+from tuktuk.payouts.models import Payout, PayoutKind
 
 pytestmark = pytest.mark.django_db(transaction=True)
 D = dt.date(2026, 3, 10)

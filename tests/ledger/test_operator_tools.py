@@ -15,6 +15,7 @@ from django.test import Client
 from tests.support.c2b import confirmation_payload
 from tests.support.factories import make_driver, pay
 from tests.support.invariants import assert_invariants
+from tuktuk.core.models import Event
 from tuktuk.ledger.adjustments import OperatorInputError, adjustment_add
 from tuktuk.ledger.missed import missed_payment_record
 from tuktuk.ledger.models import (
@@ -28,8 +29,7 @@ from tuktuk.ledger.models import (
 )
 from tuktuk.ledger.services import PostingOutcome
 from tuktuk.ledger.uncaptured import DEPOSIT_SHARE, SEND_SHARE, uncaptured_assign
-from tuktuk.mpesa.models import Payout
-from tuktuk.operations.models import Event
+from tuktuk.payouts.models import Payout
 
 pytestmark = pytest.mark.django_db(transaction=True)
 DRIVER_PHONE = "254700000001"  # make_driver(1)'s number, normalised

@@ -10,12 +10,12 @@ from django.db import connection, connections, transaction
 
 from tests.support.factories import make_driver
 from tests.support.invariants import assert_invariants
-from tuktuk.db import atomic_with_retry
+from tuktuk.core.db import atomic_with_retry
+from tuktuk.core.models import Event
 from tuktuk.fleet.models import Driver, FleetSettings, Override
 from tuktuk.ledger.models import EntryKind, LedgerEntry, Transaction, TransactionStatus
 from tuktuk.ledger.services import IncomingPayment, PostingOutcome, payment_post
-from tuktuk.mpesa.models import Payout, PayoutState
-from tuktuk.operations.models import Event
+from tuktuk.payouts.models import Payout, PayoutState
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -16,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from tests.support.clock import nairobi
 from tests.support.factories import edit_balance_by_sql, make_driver, pay
 from tests.support.invariants import assert_invariants
+from tuktuk.core.models import Event
 from tuktuk.ledger.models import BalanceCorrection, DayClose, LedgerEntry, Transaction
 from tuktuk.ledger.reconciliation import (
     DriverNotFound,
@@ -24,7 +25,6 @@ from tuktuk.ledger.reconciliation import (
     reconcile_driver_balance,
 )
 from tuktuk.ledger.selectors import balance_snapshots
-from tuktuk.operations.models import Event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

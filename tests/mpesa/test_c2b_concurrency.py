@@ -20,11 +20,11 @@ from tests.support.c2b import Delivery, confirmation_payload, fire_concurrently
 from tests.support.factories import make_driver
 from tests.support.invariants import assert_invariants
 from tests.support.live_server import LiveServer, live_server_process
+from tuktuk.core.models import Event
 from tuktuk.fleet.models import Driver, FleetSettings
 from tuktuk.ledger.models import LedgerEntry, Transaction
 from tuktuk.ledger.services import driver_split
 from tuktuk.mpesa.models import Callback, CallbackState
-from tuktuk.operations.models import Event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -24,13 +24,14 @@ from tests.support.payouts import (
     simulator,
     wait_until,
 )
+from tuktuk.backoffice.worker import WorkerState, worker_tick
+from tuktuk.core.models import Event
 from tuktuk.fleet.models import FleetSettings
 from tuktuk.ledger.services import IncomingPayment, payment_post
 from tuktuk.mpesa import daraja
-from tuktuk.mpesa.models import Callback, CallbackKind, CallbackState, Payout, PayoutState
-from tuktuk.mpesa.payouts import payouts_release, payouts_work
-from tuktuk.operations.models import Event
-from tuktuk.operations.worker import WorkerState, worker_tick
+from tuktuk.mpesa.models import Callback, CallbackKind, CallbackState
+from tuktuk.payouts.models import Payout, PayoutState
+from tuktuk.payouts.services import payouts_release, payouts_work
 
 pytestmark = pytest.mark.django_db(transaction=True)
 multi_worker = pytest.mark.skipif(
@@ -113,7 +114,7 @@ def test_duplicate_and_out_of_order_result_callbacks(live_server_proc: LiveServe
     with simulator() as sim, daraja_settings(sim, live_server_proc):
         sim.script("duplicate_callback", "out_of_order", "duplicate_callback", "out_of_order")
         client = daraja.DarajaClient()
-        report = payouts_work(client=client, worker="t")
+        report = payouts_work(gateway=client, worker="t")
         assert report.claimed == 6
         assert sim.wait_for_callbacks(30)
         wait_until(all_payouts(PayoutState.COMPLETED), timeout=30, what="results")
@@ -134,17 +135,17 @@ def test_timeout_is_unknown_never_resent_then_resolved_by_status_query(
         sim.script("hang", "timeout", "ok")
         client = daraja.DarajaClient()
         with override_settings(PAYOUT_STATUS_QUERY=False):
-            payouts_work(client=client, worker="t")
+            payouts_work(gateway=client, worker="t")
             assert sim.wait_for_callbacks(30)
             # No answer in time: unknown; the queue-timeout notice: unknown, not failed.
             states = dict(Payout.objects.values_list("originator_conversation_id", "state"))
             assert states["TTL-PAY000001"] == PayoutState.UNKNOWN
             assert states["TTL-PAY000000"] in (PayoutState.UNKNOWN, PayoutState.COMPLETED)
-            payouts_work(client=client, worker="t")  # a later pass resends nothing
+            payouts_work(gateway=client, worker="t")  # a later pass resends nothing
         sent = [r["originator_conversation_id"] for r in sim.state()["b2c_requests"]]
         assert sorted(sent) == ["TTL-PAY000000", "TTL-PAY000001", "TTL-PAY000002"]
         # The status query settles what M-Pesa knows: one paid, one failed.
-        payouts_work(client=client, worker="t")
+        payouts_work(gateway=client, worker="t")
         assert sim.wait_for_callbacks(30)
     states = dict(Payout.objects.values_list("originator_conversation_id", "state"))
     assert states == {
@@ -164,11 +165,11 @@ def test_oauth_token_expiring_mid_batch_is_renewed_and_nothing_is_paid_twice(
         Payout.objects.exclude(pk__in=list(first.values_list("pk", flat=True))).update(
             state=PayoutState.HELD
         )
-        payouts_work(client=client, worker="t")
+        payouts_work(gateway=client, worker="t")
         # Daraja forgets the cached token mid-run (the control endpoint, over HTTP).
         assert httpx.post(f"{sim.url}/sim/expire-tokens").status_code == 200
         payouts_release(actor="t", everything=True)
-        payouts_work(client=client, worker="t")
+        payouts_work(gateway=client, worker="t")
         assert sim.wait_for_callbacks(30)
         wait_until(all_payouts(PayoutState.COMPLETED), timeout=30, what="results")
         assert sim.state()["tokens_issued"] == 2
@@ -179,11 +180,11 @@ def test_instant_payouts_off_hold_until_released_once(live_server_proc: LiveServ
     make_payouts(5, drivers=1, instant=False)
     with simulator() as sim, daraja_settings(sim, live_server_proc):
         client = daraja.DarajaClient()
-        assert payouts_work(client=client, worker="t").claimed == 0
+        assert payouts_work(gateway=client, worker="t").claimed == 0
         assert set(Payout.objects.values_list("state", flat=True)) == {PayoutState.HELD}
         assert payouts_release(actor="ops", everything=True) == 5
         assert payouts_release(actor="ops", everything=True) == 0
-        payouts_work(client=client, worker="t")
+        payouts_work(gateway=client, worker="t")
         assert sim.wait_for_callbacks(30)
         wait_until(all_payouts(PayoutState.COMPLETED), timeout=30, what="results")
         assert_paid_exactly_once(sim)

@@ -6,6 +6,7 @@ from collections import Counter
 
 from django.db.models import Count, Sum
 
+from tuktuk.core.money import ZERO
 from tuktuk.fleet.models import Driver
 from tuktuk.ledger.models import (
     EntryKind,
@@ -14,8 +15,8 @@ from tuktuk.ledger.models import (
     TransactionStatus,
     TransactionType,
 )
-from tuktuk.money import ZERO
-from tuktuk.mpesa.models import Callback, CallbackKind, CallbackState, Payout
+from tuktuk.mpesa.models import Callback, CallbackKind, CallbackState
+from tuktuk.payouts.models import Payout
 
 
 def assert_invariants(*, sent_trans_ids: list[str] | None = None) -> None:

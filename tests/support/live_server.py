@@ -15,7 +15,7 @@ from urllib.parse import quote
 import httpx
 from django.db import connection
 
-from tuktuk.server import gunicorn_command
+from tuktuk.backoffice.server import gunicorn_command
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CALLBACK_TOKEN = "test-callback-token-0123456789"

@@ -19,8 +19,8 @@ from django.test import override_settings
 
 from tests.support.live_server import REPO_ROOT, LiveServer, test_database_url
 from tuktuk.ledger.models import Transaction
-from tuktuk.mpesa.models import Payout, PayoutState
 from tuktuk.mpesa.simulator.server import DarajaSimulator, SimConfig
+from tuktuk.payouts.models import Payout, PayoutState
 
 CREDENTIALS = {
     "TUKTUK_MPESA_CONSUMER_KEY": "sim-key",

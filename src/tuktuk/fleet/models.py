@@ -13,7 +13,7 @@ from django.db.models import Q
 from django.db.models.functions import Length, Trim, Upper
 from django.db.models.lookups import Exact, GreaterThanOrEqual
 
-from tuktuk.money import MoneyField
+from tuktuk.core.money import MoneyField
 
 
 class Override(models.TextChoices):

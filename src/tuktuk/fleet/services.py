@@ -10,9 +10,9 @@ from django.db import transaction
 from django.db.models import Case, F, Value, When
 from django.db.models.functions import Greatest
 
+from tuktuk.core.money import ZERO, MoneyField
 from tuktuk.fleet.models import Driver, FleetSettings, Vehicle
 from tuktuk.fleet.phone import normalize_msisdn
-from tuktuk.money import ZERO, MoneyField
 
 FIRST_DRIVER_NUMBER = 112001
 _DRIVER_ID = re.compile(r"^DRV-(\d{6})$")

@@ -16,6 +16,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from tuktuk.core import events
+from tuktuk.core.money import ZERO, money
 from tuktuk.fleet.models import Driver, FleetSettings
 from tuktuk.fleet.phone import InvalidPhoneNumber, normalize_msisdn
 from tuktuk.ledger.business_day import business_day_of
@@ -28,14 +30,9 @@ from tuktuk.ledger.models import (
     TransactionStatus,
     TransactionType,
 )
-from tuktuk.money import ZERO, money
-from tuktuk.operations import services as events
 
 if TYPE_CHECKING:
     from tuktuk.ledger.services import IncomingPayment
-
-ADJUSTMENT_RECORDED = "Adjustment Recorded"
-REPAYMENT_RECEIVED = "Driver Repayment Received"
 
 
 class OperatorInputError(ValueError):
@@ -90,7 +87,7 @@ def adjustment_add(*, driver_id: str, amount: Decimal | str, reason: str, actor:
             driver=driver, transaction=record, amount=amount, description=reason, created_by=actor
         )
     events.event_record(
-        title=ADJUSTMENT_RECORDED,
+        title=events.EventTitle.ADJUSTMENT_RECORDED,
         driver=driver,
         actor=actor,
         message=f"{driver.driver_id} owes {amount} KSH: {reason}",
@@ -131,7 +128,7 @@ def repayment_allocate(*, driver: Driver, repayment: Transaction) -> Decimal:
         )
         left -= take
     events.event_record(
-        title=REPAYMENT_RECEIVED,
+        title=events.EventTitle.REPAYMENT_RECEIVED,
         driver=driver,
         message=f"{repayment.trans_id}: {repayment.amount} KSH repaid"
         + (f", {left} KSH more than the open debts" if left > ZERO else ""),

@@ -14,14 +14,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from tuktuk.db import atomic_with_retry
+from tuktuk.core import events
+from tuktuk.core.db import atomic_with_retry
+from tuktuk.core.money import ZERO, money, whole_shillings_down
 from tuktuk.fleet.models import Driver, FleetSettings
+from tuktuk.ledger import ports
 from tuktuk.ledger.business_day import business_day_of
 from tuktuk.ledger.models import DayClose, EntryKind, LedgerEntry
-from tuktuk.money import ZERO, money, whole_shillings_down
-from tuktuk.mpesa.models import PayoutKind
-from tuktuk.mpesa.services import bonus_originator_id, payout_queue
-from tuktuk.operations import services as events
 
 TERMINATION_REVIEW_MISSES = 3
 
@@ -76,21 +75,18 @@ def driver_day_close(*, driver: Driver, day: dt.date, fleet: FleetSettings) -> D
     )
     if flagged and not driver.flagged_for_review:
         events.event_record(
-            title=events.TERMINATION_REVIEW,
-            level="warning",
+            title=events.EventTitle.TERMINATION_REVIEW,
+            level=events.EventLevel.WARNING,
             driver=driver,
             message=f"{driver.driver_id} missed the target {misses} days in a row",
             data={"business_day": day.isoformat(), "consecutive_misses": misses},
         )
     bonus = whole_shillings_down(fleet.bonus_amount)
     if met and fleet.bonus_enabled and bonus > 0:
-        payout_queue(
+        ports.payout_outbox().bonus_queue(
             driver=driver,
+            business_day=day,
             amount=bonus,
-            kind=PayoutKind.BONUS,
-            originator_conversation_id=bonus_originator_id(
-                driver_id=driver.driver_id, business_day=day.isoformat()
-            ),
             instant=driver.effective_instant_payout(fleet),
         )
     driver.refresh_from_db()
@@ -157,7 +153,7 @@ def day_close_run(*, through_day: dt.date | None = None) -> int:
         closed += atomic_with_retry(roll, attempts=5, label="day_close")
     if closed:
         events.event_record(
-            title=events.DAY_CLOSED,
+            title=events.EventTitle.DAY_CLOSED,
             message=f"{closed} driver-day(s) closed through {last.isoformat()}",
             data={"through_day": last.isoformat(), "closed": closed},
         )

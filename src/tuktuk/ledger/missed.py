@@ -14,8 +14,10 @@ import re
 from django.db import IntegrityError
 from django.utils import timezone
 
+from tuktuk.core import events
 from tuktuk.fleet.models import Vehicle
 from tuktuk.fleet.phone import InvalidPhoneNumber, normalize_msisdn
+from tuktuk.ledger import ports
 from tuktuk.ledger.adjustments import OperatorInputError, operator_amount, require_reason
 from tuktuk.ledger.models import (
     MissedPayment,
@@ -24,11 +26,7 @@ from tuktuk.ledger.models import (
     TransactionSource,
 )
 from tuktuk.ledger.services import IncomingPayment, PostingOutcome, payment_post
-from tuktuk.mpesa import daraja
-from tuktuk.operations import services as events
 
-MISSED_RECORDED = "Missed Payment Recorded"
-MISSED_REJECTED = "Missed Payment Rejected"
 OCCASION_PREFIX = "MISSED-"
 _RECEIPT = re.compile(r"^[A-Z0-9]{8,20}$")
 
@@ -53,7 +51,7 @@ def missed_payment_record(
     vehicle_id: str,
     reason: str,
     actor: str,
-    client: daraja.DarajaClient | None = None,
+    verifier: ports.ReceiptVerifier | None = None,
 ) -> MissedPayment:
     trans_id = trans_id.strip().upper()
     if not _RECEIPT.match(trans_id):
@@ -70,7 +68,9 @@ def missed_payment_record(
         raise OperatorInputError(f"no vehicle {vehicle_id!r}")
     if Transaction.objects.filter(trans_id=trans_id).exists():
         raise OperatorInputError(f"TransID {trans_id} is already used")
-    verify = client is not None or daraja.is_configured()
+    own_verifier = verifier is None
+    verifier = verifier or ports.receipt_verifier()
+    verify = verifier is not None
     try:
         record = MissedPayment.objects.create(
             trans_id=trans_id,
@@ -85,25 +85,22 @@ def missed_payment_record(
     except IntegrityError as exc:
         raise OperatorInputError(f"TransID {trans_id} was already recorded") from exc
     events.event_record(
-        title=MISSED_RECORDED,
+        title=events.EventTitle.MISSED_RECORDED,
         actor=actor,
         message=f"{trans_id} {value} KSH for {vehicle.vehicle_id}: {reason}",
         data={"trans_id": trans_id, "verify": verify},
     )
-    if not verify:
+    if verifier is None:
         return missed_payment_post(record=record)
     # Network call outside any transaction; the answer arrives as a status-result callback.
-    own_client = client or daraja.DarajaClient()
     try:
-        outcome = own_client.transaction_status(
-            transaction_id=trans_id, occasion=f"{OCCASION_PREFIX}{trans_id}"
-        )
+        refused = verifier.receipt_query(trans_id=trans_id, occasion=f"{OCCASION_PREFIX}{trans_id}")
     finally:
-        if client is None:
-            own_client.close()
-    if not isinstance(outcome, daraja.Accepted):
+        if own_verifier:
+            verifier.close()
+    if refused is not None:
         MissedPayment.objects.filter(pk=record.pk).update(
-            detail=f"status query not accepted yet: {outcome}"[:2000]
+            detail=f"status query not accepted yet: {refused}"[:2000]
         )
     record.refresh_from_db()
     return record
@@ -152,8 +149,8 @@ def missed_payment_verified(
         state=MissedPaymentState.REJECTED, detail=why[:2000]
     ):
         events.event_record(
-            title=MISSED_REJECTED,
-            level="warning",
+            title=events.EventTitle.MISSED_REJECTED,
+            level=events.EventLevel.WARNING,
             actor=record.recorded_by,
             message=f"{trans_id}: {why}",
             data={"trans_id": trans_id},

@@ -10,8 +10,8 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Abs, Cast
 from django.db.models.lookups import Exact, LessThan
 
+from tuktuk.core.money import MoneyField
 from tuktuk.fleet.models import Driver, Vehicle
-from tuktuk.money import MoneyField
 
 
 class TransactionType(models.TextChoices):
@@ -63,6 +63,9 @@ class Transaction(models.Model):
     assigned_by = models.CharField(max_length=150, blank=True)
     assigned_at = models.DateTimeField(null=True, blank=True)
     note = models.CharField(max_length=255, blank=True)
+    # Deliveries of the same TransID after the one that posted it: counted under the driver's
+    # lock by the posting, shown as information (harmless: the unique TransID credited nothing).
+    redeliveries = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -71,7 +74,6 @@ class Transaction(models.Model):
         permissions = [
             ("assign_uncaptured", "Can assign uncaptured payments to drivers"),
             ("record_missed", "Can record missed M-Pesa payments"),
-            ("manage_payouts", "Can release, retry and resolve payouts"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="transaction_amount_positive"),

@@ -16,7 +16,9 @@ from django.conf import settings
 from django.db.models import Sum
 from django.utils import timezone
 
-from tuktuk.db import atomic_with_retry
+from tuktuk.core import events
+from tuktuk.core.db import atomic_with_retry
+from tuktuk.core.money import ZERO, format_ksh, money
 from tuktuk.fleet.models import Driver, FleetSettings
 from tuktuk.ledger.business_day import day_open_moment
 from tuktuk.ledger.day_close import current_business_day, driver_roll_to_day, ledger_sum
@@ -29,8 +31,6 @@ from tuktuk.ledger.models import (
     TransactionType,
 )
 from tuktuk.ledger.selectors import BalanceSnapshot, DayState, balance_snapshots
-from tuktuk.money import ZERO, format_ksh, money
-from tuktuk.operations import services as events
 
 logger = logging.getLogger(__name__)
 
@@ -188,8 +188,8 @@ def fix_driver_balance(
         }
     if needs:
         events.event_record(
-            title=events.DISCREPANCY_DETECTED,
-            level="warning",
+            title=events.EventTitle.DISCREPANCY_DETECTED,
+            level=events.EventLevel.WARNING,
             driver=driver,
             actor=actor,
             message=preview["message"],
@@ -248,7 +248,7 @@ def fix_driver_balance(
         if done["posted"]:
             message += f"; {done['posted']} missing ledger entry(ies) posted"
         events.event_record(
-            title=events.BALANCE_FIXED,
+            title=events.EventTitle.BALANCE_FIXED,
             driver=driver,
             actor=actor,
             message=message,
@@ -318,8 +318,8 @@ def reconcile_all_drivers_balances(
     total = sum((abs(s.discrepancy) for s in broken), ZERO)
     if broken:
         events.event_record(
-            title=events.DISCREPANCY_DETECTED,
-            level="warning",
+            title=events.EventTitle.DISCREPANCY_DETECTED,
+            level=events.EventLevel.WARNING,
             message=f"{len(broken)} of {len(snapshots)} drivers with discrepancies, "
             f"{format_ksh(total)} KSH in total",
             data={"drivers": [r["driver_name"] for r in results], "total": str(total)},

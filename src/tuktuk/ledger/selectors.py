@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from django.db.models import Count, F, Q, Sum
 
+from tuktuk.core.money import ZERO, money
 from tuktuk.fleet.models import Driver, FleetSettings
 from tuktuk.ledger.day_close import current_business_day
 from tuktuk.ledger.models import (
@@ -20,7 +21,6 @@ from tuktuk.ledger.models import (
     TransactionStatus,
     TransactionType,
 )
-from tuktuk.money import ZERO, money
 from tuktuk.mpesa.models import Callback, CallbackKind, CallbackState
 
 

@@ -20,8 +20,11 @@ from django.db.models import F, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from tuktuk.db import atomic_with_retry
+from tuktuk.core import events
+from tuktuk.core.db import atomic_with_retry
+from tuktuk.core.money import ZERO, money
 from tuktuk.fleet.models import Driver, FleetSettings, Vehicle
+from tuktuk.ledger import ports
 from tuktuk.ledger.adjustments import repayment_allocate, repayment_recognised
 from tuktuk.ledger.business_day import business_day_of
 from tuktuk.ledger.day_close import driver_roll_to_day
@@ -34,10 +37,6 @@ from tuktuk.ledger.models import (
     TransactionType,
 )
 from tuktuk.ledger.split import Split, split_payment
-from tuktuk.money import ZERO, money
-from tuktuk.mpesa.models import PayoutKind
-from tuktuk.mpesa.services import payout_queue, share_originator_id
-from tuktuk.operations import services as events
 
 
 @dataclass(frozen=True)
@@ -220,13 +219,11 @@ def driver_credit(
         driver=driver, fleet=fleet, contribution=split.target_contribution, day=day
     )
     if split.driver_share > 0:
-        payout_queue(
+        ports.payout_outbox().share_queue(
+            transaction=posted,
             driver=driver,
             amount=split.driver_share,
-            kind=PayoutKind.SHARE,
-            originator_conversation_id=share_originator_id(posted.trans_id),
             instant=driver.effective_instant_payout(fleet),
-            transaction=posted,
         )
 
 
@@ -262,16 +259,16 @@ def payment_post(
             result = _record_duplicate(payment, existing, within)
     if result.outcome is PostingOutcome.DUPLICATE:
         events.event_record(
-            title=events.DUPLICATE_PREVENTED,
-            level="warning",
+            title=events.EventTitle.DUPLICATE_PREVENTED,
+            level=events.EventLevel.WARNING,
             driver=result.transaction.driver,
             message=f"TransID {payment.trans_id} was delivered again and credited nothing",
             data={"trans_id": payment.trans_id, "amount": str(payment.amount)},
         )
     elif result.outcome is PostingOutcome.UNMATCHED:
         events.event_record(
-            title=events.UNMATCHED_PAYMENT,
-            level="warning",
+            title=events.EventTitle.UNMATCHED_PAYMENT,
+            level=events.EventLevel.WARNING,
             message=f"TransID {payment.trans_id}: account {payment.account_reference!r} "
             "matches no driver; kept as an uncaptured payment",
             data={"trans_id": payment.trans_id, "amount": str(payment.amount)},

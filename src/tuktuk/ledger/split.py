@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from tuktuk.money import money, whole_shillings_down
+from tuktuk.core.money import money, whole_shillings_down
 
 
 @dataclass(frozen=True)

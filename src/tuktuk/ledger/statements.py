@@ -83,6 +83,7 @@ from typing import Any
 from django.db.models import Count, Min, Q, Sum
 from django.utils import timezone
 
+from tuktuk.core.money import ZERO, money
 from tuktuk.fleet.models import Driver, FleetSettings
 from tuktuk.ledger.business_day import day_close_moment, day_open_moment
 from tuktuk.ledger.day_close import current_business_day
@@ -96,7 +97,6 @@ from tuktuk.ledger.models import (
 )
 from tuktuk.ledger.reconciliation import DriverNotFound
 from tuktuk.ledger.selectors import DayState
-from tuktuk.money import ZERO, money
 from tuktuk.mpesa.models import Callback, CallbackKind, CallbackState
 
 MAX_RANGE_DAYS = 366

@@ -10,7 +10,9 @@ from __future__ import annotations
 from django.conf import settings
 from django.utils import timezone
 
-from tuktuk.db import atomic_with_retry
+from tuktuk.core import events
+from tuktuk.core.db import atomic_with_retry
+from tuktuk.core.money import ZERO
 from tuktuk.fleet.models import Driver, FleetSettings
 from tuktuk.ledger.adjustments import OperatorInputError, driver_by_id, require_reason
 from tuktuk.ledger.business_day import business_day_of
@@ -18,12 +20,9 @@ from tuktuk.ledger.day_close import driver_roll_to_day
 from tuktuk.ledger.models import Transaction, TransactionStatus, TransactionType
 from tuktuk.ledger.services import driver_credit, driver_split
 from tuktuk.ledger.split import Split
-from tuktuk.money import ZERO
-from tuktuk.operations import services as events
 
 SEND_SHARE = "send_share"
 DEPOSIT_SHARE = "deposit_share"
-UNCAPTURED_ASSIGNED = "Uncaptured Payment Assigned"
 
 
 def uncaptured_list() -> list[Transaction]:
@@ -76,7 +75,7 @@ def uncaptured_assign(
         assign, attempts=settings.POSTING_MAX_ATTEMPTS, label="uncaptured_assign"
     )
     events.event_record(
-        title=UNCAPTURED_ASSIGNED,
+        title=events.EventTitle.UNCAPTURED_ASSIGNED,
         driver=driver,
         actor=actor,
         message=f"{trans_id} ({assigned.amount} KSH) assigned as {mode.replace('_', ' ')}: "

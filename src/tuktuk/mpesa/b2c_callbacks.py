@@ -14,19 +14,18 @@ from django.utils import timezone
 from tuktuk.ledger.missed import OCCASION_PREFIX, missed_payment_verified
 from tuktuk.mpesa.c2b import CallbackRejected
 from tuktuk.mpesa.callbacks import callback_store, caller_allowed
-from tuktuk.mpesa.models import Callback, CallbackKind, CallbackState, Payout, PayoutState
-from tuktuk.mpesa.payouts import (
-    OPEN_STATES,
-    PAYOUT_COMPLETED,
-    payout_failed_event,
-    payout_transition,
+from tuktuk.mpesa.models import Callback, CallbackKind, CallbackState
+from tuktuk.payouts.models import Payout
+from tuktuk.payouts.services import (
+    payout_complete,
+    payout_fail,
+    payout_find,
+    payout_not_found_requeue,
+    payout_outcome_unknown,
+    payout_status_requery,
 )
-from tuktuk.operations import services as events
 
 logger = logging.getLogger(__name__)
-
-# A success result wins from any state but completed: M-Pesa paid, whatever we believed.
-NOT_COMPLETED = [*OPEN_STATES, PayoutState.FAILED]
 
 
 @dataclass(frozen=True)
@@ -72,53 +71,6 @@ def parse_result(body: bytes) -> ResultNotice:
     )
 
 
-def _find_payout(*ids: str, conversation_id: str = "") -> Payout | None:
-    for originator_id in ids:
-        if originator_id:
-            payout = Payout.objects.filter(originator_conversation_id=originator_id).first()
-            if payout:
-                return payout
-    if conversation_id:
-        return Payout.objects.filter(conversation_id=conversation_id).first()
-    return None
-
-
-def _complete(payout: Payout, *, receipt: str, conversation_id: str, desc: str) -> bool:
-    done = payout_transition(
-        payout.pk,
-        from_states=NOT_COMPLETED,
-        to_state=PayoutState.COMPLETED,
-        receipt=receipt[:32],
-        result_code="0",
-        result_desc=desc,
-        completed_at=timezone.now(),
-    )
-    if done:
-        Payout.objects.filter(pk=payout.pk, conversation_id="").update(
-            conversation_id=conversation_id[:64]
-        )
-        events.event_record(
-            title=PAYOUT_COMPLETED,
-            driver=payout.driver,
-            message=f"{payout.amount} KSH to {payout.phone}, receipt {receipt}",
-            data={"payout": payout.pk},
-        )
-    return done
-
-
-def _fail(payout: Payout, *, code: str, desc: str) -> bool:
-    done = payout_transition(
-        payout.pk,
-        from_states=OPEN_STATES,
-        to_state=PayoutState.FAILED,
-        result_code=code[:32],
-        result_desc=desc,
-    )
-    if done:
-        payout_failed_event(payout, f"ResultCode {code}: {desc}")
-    return done
-
-
 def _finish(
     callback: Callback, *, state: str, error: str = "", payout: Payout | None = None
 ) -> str:
@@ -152,31 +104,26 @@ def b2c_callback_receive(*, kind: str, body: bytes, content_type: str, remote_ad
 
 
 def _apply_result(callback: Callback, notice: ResultNotice, *, timed_out: bool) -> str:
-    payout = _find_payout(
+    payout = payout_find(
         notice.originator_conversation_id, notice.occasion, conversation_id=notice.conversation_id
     )
     if payout is None:
         return _finish(callback, state=CallbackState.UNMATCHED, error="no payout with these ids")
     if timed_out:
         # A queue timeout is not a failure: the outcome is unknown, and a later result wins.
-        changed = payout_transition(
-            payout.pk,
-            from_states=[PayoutState.SENDING, PayoutState.SUBMITTED],
-            to_state=PayoutState.UNKNOWN,
-            result_desc=f"queue timeout: {notice.result_desc}",
-        )
+        changed = payout_outcome_unknown(payout, desc=f"queue timeout: {notice.result_desc}")
     elif notice.result_code == "0":
         receipt = str(
             notice.parameters.get("TransactionReceipt") or notice.parameters.get("ReceiptNo") or ""
         )
-        changed = _complete(
+        changed = payout_complete(
             payout,
             receipt=receipt or notice.conversation_id,
             conversation_id=notice.conversation_id,
             desc=notice.result_desc,
         )
     else:
-        changed = _fail(payout, code=notice.result_code, desc=notice.result_desc)
+        changed = payout_fail(payout, code=notice.result_code, desc=notice.result_desc)
     return _finish(
         callback,
         state=CallbackState.PROCESSED if changed else CallbackState.DUPLICATE,
@@ -204,34 +151,28 @@ def _apply_status(callback: Callback, notice: ResultNotice, *, timed_out: bool) 
     if notice.occasion.startswith(OCCASION_PREFIX) and not timed_out:
         return _apply_missed_verification(callback, notice)
     checked = str(notice.parameters.get("OriginatorConversationID") or "")
-    payout = _find_payout(checked, notice.occasion)
+    payout = payout_find(checked, notice.occasion)
     if payout is None:
         return _finish(callback, state=CallbackState.UNMATCHED, error="no payout with these ids")
     if timed_out:
         # The query itself timed out: ask again later.
-        Payout.objects.filter(pk=payout.pk, state=PayoutState.UNKNOWN).update(
-            status_queried_at=None
-        )
+        payout_status_requery(payout)
         return _finish(callback, state=CallbackState.PROCESSED, payout=payout)
     status = str(notice.parameters.get("TransactionStatus") or "")
     if notice.result_code == "0" and status.lower() == "completed":
-        changed = _complete(
+        changed = payout_complete(
             payout,
             receipt=str(notice.parameters.get("ReceiptNo") or ""),
             conversation_id=str(notice.parameters.get("ConversationID") or ""),
             desc=f"status query: {status}",
         )
     elif notice.result_code == "0" and status:
-        changed = _fail(payout, code=status, desc=f"status query: {status}")
+        changed = payout_fail(payout, code=status, desc=f"status query: {status}")
     else:
         # M-Pesa has no trace of it: it was never accepted, so sending it (with the same id,
         # which M-Pesa would refuse as a duplicate had it been accepted after all) is safe.
-        changed = payout_transition(
-            payout.pk,
-            from_states=[PayoutState.UNKNOWN],
-            to_state=PayoutState.PENDING,
-            next_attempt_at=None,
-            result_desc=f"status query found nothing: {notice.result_desc}",
+        changed = payout_not_found_requeue(
+            payout, desc=f"status query found nothing: {notice.result_desc}"
         )
     return _finish(
         callback,

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from tuktuk.core import events
 from tuktuk.fleet.models import Driver, FleetSettings, Vehicle
 from tuktuk.ledger.business_day import within_operating_hours
 from tuktuk.ledger.services import PostingOutcome, PostingResult, payment_post
@@ -23,7 +24,6 @@ from tuktuk.mpesa.c2b import (
     payment_from_payload,
 )
 from tuktuk.mpesa.models import Callback, CallbackKind, CallbackState
-from tuktuk.operations import services as events
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +82,8 @@ def _mark(callback_id: int, *, state: str, error: str = "", **fields: object) ->
 def _reject(callback: Callback, rejection: CallbackRejected) -> None:
     if _mark(callback.pk, state=CallbackState.REJECTED, error=rejection.reason):
         events.event_record(
-            title=events.CALLBACK_REJECTED,
-            level="warning",
+            title=events.EventTitle.CALLBACK_REJECTED,
+            level=events.EventLevel.WARNING,
             message=rejection.reason,
             data={"callback_id": callback.pk, "kind": callback.kind},
         )
@@ -126,8 +126,8 @@ def confirmation_process(*, callback_id: int, callback: Callback | None = None) 
             attempts=callback.attempts + 1,
         )
         events.event_record(
-            title=events.CALLBACK_FAILED,
-            level="error",
+            title=events.EventTitle.CALLBACK_FAILED,
+            level=events.EventLevel.ERROR,
             message=f"TransID {payment.trans_id}: {type(exc).__name__}: {exc}",
             data={"callback_id": callback_id, "trans_id": payment.trans_id},
         )

@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import httpx
 from django.conf import settings
+
+from tuktuk.payouts.gateway import Accepted, AlreadySubmitted, Outcome, Refused, Unknown
 
 logger = logging.getLogger(__name__)
 
@@ -26,36 +27,6 @@ TOKEN_MARGIN_SECONDS = 60
 
 class DarajaNotConfigured(RuntimeError):
     pass
-
-
-@dataclass(frozen=True)
-class Accepted:
-    conversation_id: str
-    originator_conversation_id: str
-
-
-@dataclass(frozen=True)
-class AlreadySubmitted:
-    """Daraja already holds a request with this OriginatorConversationID."""
-
-    detail: str
-
-
-@dataclass(frozen=True)
-class Refused:
-    """Not processed by M-Pesa (never reached it, or refused as invalid): may be tried again."""
-
-    detail: str
-
-
-@dataclass(frozen=True)
-class Unknown:
-    """The request may have been processed (timeout after sending, 5xx): do not resend."""
-
-    detail: str
-
-
-Outcome = Accepted | AlreadySubmitted | Refused | Unknown
 
 
 def is_configured() -> bool:
@@ -92,6 +63,22 @@ class DarajaClient:
 
     def close(self) -> None:
         self._http.close()
+
+    # The PayoutGateway protocol (tuktuk.payouts.gateway) -----------------------------------
+
+    def send(self, *, reference: str, amount: Decimal, phone: str, remarks: str) -> Outcome:
+        return self.b2c_payment(
+            originator_conversation_id=reference, amount=amount, phone=phone, remarks=remarks
+        )
+
+    def query(self, *, reference: str) -> Outcome:
+        return self.transaction_status(originator_conversation_id=reference)
+
+    # The ledger's ReceiptVerifier port (tuktuk.ledger.ports) -------------------------------
+
+    def receipt_query(self, *, trans_id: str, occasion: str) -> str | None:
+        outcome = self.transaction_status(transaction_id=trans_id, occasion=occasion)
+        return None if isinstance(outcome, Accepted) else str(outcome)
 
     # OAuth ---------------------------------------------------------------------------------
 
@@ -211,3 +198,8 @@ def _classify(response: httpx.Response, originator_conversation_id: str) -> Outc
     if 400 <= response.status_code < 500:
         return Refused(detail)
     return Unknown(detail)
+
+
+def receipt_verifier_when_configured() -> DarajaClient | None:
+    """The ledger's ReceiptVerifier (tuktuk.ledger.ports): a client when Daraja is configured."""
+    return DarajaClient() if is_configured() else None

@@ -1,0 +1,77 @@
+"""Discrepancy alerts by email (SMTP from TUKTUK_EMAIL_URL). Never sent inside a transaction."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import EmailMessage, get_connection
+
+from tuktuk.core.money import format_ksh
+from tuktuk.fleet.models import FleetSettings
+
+logger = logging.getLogger(__name__)
+
+
+def alert_recipients() -> list[str]:
+    extra = [e.strip() for e in FleetSettings.load().alert_recipients.split(",") if e.strip()]
+    return list(dict.fromkeys([*settings.ALERT_EMAILS, *extra]))
+
+
+def discrepancy_alert_send(*, result: dict[str, Any]) -> bool:
+    """One email with the counts and amounts of a reconciliation that found discrepancies."""
+    recipients = alert_recipients()
+    broken = result["drivers_with_discrepancies"]
+    if not broken or not recipients:
+        return False
+    lines = [
+        "Balance check found discrepancies:",
+        "",
+        f"- Total drivers: {result['total_drivers']}",
+        f"- Drivers with issues: {broken}",
+        f"- Total discrepancy: {format_ksh(result['total_discrepancy_amount'])} KSH",
+        f"- Fixed automatically: {result.get('drivers_fixed', 0)}",
+        f"- Needing review (above {format_ksh(result['review_threshold'])} KSH): "
+        f"{result.get('drivers_needing_review', 0)}",
+        "",
+    ]
+    lines += [f"  {r['driver_name']} {r['driver']}: {r['message']}" for r in result["results"]]
+    lines += ["", "Please review and fix using the reconciliation tools."]
+    message = EmailMessage(
+        subject=f"⚠️ Balance Discrepancies Detected - {broken} Drivers",
+        body="\n".join(lines),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=recipients,
+        connection=get_connection(fail_silently=False),
+    )
+    message.send()
+    logger.info("discrepancy alert sent", extra={"recipients": len(recipients), "drivers": broken})
+    return True
+
+
+def payout_failure_alert_send(*, payouts: list[Any]) -> bool:
+    """One email listing payouts that failed and need an operator."""
+    recipients = alert_recipients()
+    if not payouts or not recipients:
+        return False
+    total = sum((p.amount for p in payouts), start=payouts[0].amount * 0)
+    lines = [
+        f"{len(payouts)} driver payout(s) failed ({format_ksh(total)} KSH in total):",
+        "",
+        *(
+            f"  {p.driver.driver_id} {p.driver.name}: {format_ksh(p.amount)} KSH to {p.phone} "
+            f"({p.originator_conversation_id}): {p.result_code} {p.result_desc}"
+            for p in payouts
+        ),
+        "",
+        "Retry them from the admin (Payouts) or with `tuktuk payouts retry ID --reason TEXT`.",
+    ]
+    EmailMessage(
+        subject=f"⚠️ Payouts Failed - {len(payouts)} Payouts",
+        body="\n".join(lines),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=recipients,
+        connection=get_connection(fail_silently=False),
+    ).send()
+    return True

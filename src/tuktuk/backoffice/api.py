@@ -1,0 +1,555 @@
+"""The JSON API (/api/v1/): thin endpoints over the reconciliation services and the selectors.
+
+Money leaves as exact JSON numbers (2500.00), never strings or binary floats, so a client that
+sums amounts gets the ledger's answer. Every endpoint but /health needs a bearer token
+(`tuktuk create-api-token USERNAME`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.http import HttpRequest, HttpResponse
+from ninja import NinjaAPI, Query, Schema, Status
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.renderers import BaseRenderer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, WithJsonSchema
+
+import tuktuk
+from tuktuk.backoffice import selectors
+from tuktuk.backoffice.api_auth import BearerTokenAuth
+from tuktuk.core import jsonutil
+from tuktuk.ledger.reconciliation import (
+    DriverNotFound,
+    fix_driver_balance,
+    reconcile_all_drivers_balances,
+    reconcile_driver_balance,
+)
+from tuktuk.ledger.statements import (
+    StatementError,
+    driver_statement,
+    duplicates_report,
+    statement_csv,
+)
+
+FIX_PERMISSION = "ledger.add_balancecorrection"
+
+
+class ExactJSONRenderer(BaseRenderer):
+    media_type = "application/json"
+
+    def render(self, request: HttpRequest, data: Any, *, response_status: int) -> str:
+        return jsonutil.dumps(data)
+
+
+# Pydantic documents Decimal as a string (its own JSON mode writes strings); ours are numbers.
+Money = Annotated[
+    Decimal, WithJsonSchema({"type": "number", "description": "KSH, exact to the cent"})
+]
+
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # not \d: it matches any script's digits
+
+
+def _iso_day(value: object) -> object:
+    # Pydantic's lax date parsing would read "1733529600" as a Unix time and "20251207" as
+    # something else again; a business day is only ever written YYYY-MM-DD.
+    if value is None or isinstance(value, dt.date):
+        return value
+    if not isinstance(value, str) or not _ISO_DAY.fullmatch(value.strip()):
+        raise ValueError(f"date must be a day written YYYY-MM-DD, not {value!r}")
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a real day ({exc})") from exc
+
+
+BusinessDay = Annotated[
+    dt.date,
+    BeforeValidator(_iso_day),
+    WithJsonSchema({"type": "string", "format": "date", "example": "2025-12-07"}),
+]
+
+MAX_LIMIT = 1000
+
+# `from` is a Python keyword: the parameters are named date_from/date_to, spelt from/to in URLs.
+FromDay = Annotated[BusinessDay | None, Query(None, alias="from", description="YYYY-MM-DD")]
+ToDay = Annotated[BusinessDay | None, Query(None, alias="to", description="YYYY-MM-DD")]
+
+
+# --- schemas -------------------------------------------------------------------------------
+
+
+class ErrorOut(Schema):
+    detail: Any
+
+
+class HealthOut(Schema):
+    status: str
+    database: str
+    version: str
+
+
+class HealthErrorOut(Schema):
+    status: str
+    error: str
+    version: str
+
+
+class DriverOut(Schema):
+    driver_id: str
+    name: str
+    mpesa_number: str
+    vehicle_id: str | None
+    mpesa_account: str | None
+    current_balance: Money
+    left_to_target: Money
+    balance_day: dt.date | None
+    consecutive_misses: int
+    flagged_for_review: bool
+    is_active: bool
+
+
+class DriverPage(Schema):
+    count: int
+    limit: int
+    offset: int
+    items: list[DriverOut]
+
+
+class EventOut(Schema):
+    id: int
+    created_at: dt.datetime
+    level: str
+    title: str
+    message: str
+    driver: str | None
+    data: Any
+    actor: str
+
+
+class EventPage(Schema):
+    count: int
+    limit: int
+    offset: int
+    items: list[EventOut]
+
+
+class _ServiceResult(BaseModel):
+    # The services' dicts pass through whole: keys not declared here are kept, not dropped.
+    # A plain pydantic model: ninja's Schema reads its input as attributes and would lose them.
+    model_config = ConfigDict(extra="allow")
+
+
+class ProblemOut(_ServiceResult):
+    type: str
+    trans_id: str
+    detail: str
+    needs_fix: bool
+
+
+class ReconciliationOut(_ServiceResult):
+    driver_name: str = Field(description="the driver id (legacy key name)")
+    driver: str = Field(description="the driver's name (legacy key name)")
+    old_balance: Money
+    calculated_balance: Money
+    discrepancy: Money = Field(description="old − calculated: positive means extra")
+    transactions_count: int
+    from_datetime: str
+    message: str
+    business_day: str
+    day_state: str
+    opening_balance: Money
+    entries_count: int
+    problems: list[ProblemOut]
+
+
+class FixBalanceOut(_ServiceResult):
+    success: bool
+    fixed: bool
+    preview: bool
+    message: str
+    driver_name: str
+    driver: str
+    old_balance: Money
+    new_balance: Money
+    adjustment: Money
+    transactions_count: int
+    business_day: str
+    problems: list[ProblemOut]
+    entries_posted: int | None = Field(None, description="absent in a preview")
+
+
+class ReconciliationRowOut(_ServiceResult):
+    driver_name: str
+    driver: str
+    discrepancy: Money
+    fixed: bool
+    needs_review: bool
+    business_day: str
+    message: str
+    problems: list[ProblemOut]
+
+
+class ReconcileAllOut(_ServiceResult):
+    success: bool
+    total_drivers: int
+    drivers_checked: int
+    drivers_with_discrepancies: int
+    total_discrepancy_amount: Money
+    auto_fixed: bool
+    drivers_fixed: int
+    drivers_needing_review: int
+    review_threshold: Money
+    results: list[ReconciliationRowOut]
+
+
+class _Body(Schema):
+    # A misspelt "autofix" must be an error, not a silent preview the caller takes for a fix.
+    model_config = ConfigDict(extra="forbid")
+
+
+class FixBalanceIn(_Body):
+    auto_fix: StrictBool = Field(False, description="false: preview only, nothing changes")
+    reason: str = Field("", max_length=2000, description="required with auto_fix (audit trail)")
+    date: BusinessDay | None = Field(None, description="business day; default: the open day")
+
+
+class ReconcileAllIn(_Body):
+    auto_fix: StrictBool = False
+    reason: str = Field("mass reconciliation (API)", max_length=2000)
+    date: BusinessDay | None = None
+
+
+class StatementDayOut(Schema):
+    business_day: dt.date
+    state: str = Field(description="closed, open, pending (not closed yet) or not recorded")
+    opening: Money = Field(description="the day's opening entries: the carry-over, or 0")
+    contributions: Money
+    corrections: Money
+    closing: Money = Field(description="opening + contributions + corrections")
+    entries_count: int
+    transactions_count: int
+    amount_received: Money
+    adjustments: Money
+    driver_share: Money
+    target_contribution: Money
+    recorded_closing_balance: Money | None = Field(description="closed days: as recorded")
+    target: Money | None
+    target_met: bool | None
+    carried_over: Money | None
+    cached_balance: Money | None = Field(description="the open day: the cached balance")
+
+
+class StatementTransactionOut(Schema):
+    business_day: dt.date
+    trans_id: str
+    received_at: dt.datetime
+    transaction_type: str
+    status: str
+    amount: Money
+    driver_share: Money
+    target_contribution: Money
+    payer_msisdn: str
+    payer_name: str
+    entry_amount: Money | None = Field(description="its contribution entry; null if none")
+    entry_business_day: dt.date | None
+    payout_amount: Money | None
+    payout_state: str | None
+    payout_receipt: str | None
+
+
+class StatementEntryOut(Schema):
+    id: int
+    business_day: dt.date
+    kind: str
+    amount: Money
+    trans_id: str | None
+    note: str
+    created_at: dt.datetime
+
+
+class StatementTotalsOut(Schema):
+    opening_balance: Money
+    contributions: Money
+    corrections: Money
+    carry_over_adjustments: Money = Field(
+        description="Σ (opening − previous day's closing) over the day closes in the range"
+    )
+    closing_balance: Money = Field(
+        description="opening_balance + contributions + corrections + carry_over_adjustments"
+    )
+    transactions_count: int
+    amount_received: Money = Field(description="Payments and Driver Repayments")
+    adjustments: Money = Field(description="debts recorded (not money received)")
+    driver_share: Money
+    target_contribution: Money
+
+
+class StatementOut(Schema):
+    driver_id: str
+    name: str
+    date_from: dt.date = Field(alias="from")
+    date_to: dt.date = Field(alias="to")
+    open_day: dt.date
+    opening_balance: Money
+    closing_balance: Money
+    totals: StatementTotalsOut
+    days: list[StatementDayOut]
+    transactions: list[StatementTransactionOut]
+    entries: list[StatementEntryOut]
+    problems: list[str]
+
+
+class DeliveryOut(Schema):
+    callback_id: int
+    received_at: dt.datetime
+    state: str
+    error: str
+
+
+class DuplicateOut(Schema):
+    trans_id: str
+    count: int
+    processed: int = Field(description="deliveries that credited money (more than 1: a bug)")
+    driver_id: str | None
+    driver_name: str | None
+    amount: Money | None
+    first_received_at: dt.datetime
+    last_received_at: dt.datetime
+    deliveries: list[DeliveryOut]
+
+
+class DuplicatesOut(Schema):
+    date_from: dt.date = Field(alias="from")
+    date_to: dt.date = Field(alias="to")
+    since: dt.datetime
+    until: dt.datetime
+    trans_ids: int
+    deliveries: int
+    duplicates: list[DuplicateOut]
+
+
+# --- the API -------------------------------------------------------------------------------
+
+api = NinjaAPI(
+    title="TukTuk Ledger API",
+    version="1",
+    description="Drivers, balance reconciliation and the event log. "
+    "Authenticate with `Authorization: Bearer <token>` (`tuktuk create-api-token USERNAME`).",
+    urls_namespace="api-v1",
+    renderer=ExactJSONRenderer(),
+    auth=BearerTokenAuth(),
+)
+
+
+@api.exception_handler(AuthenticationError)
+def _unauthorized(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    response = api.create_response(
+        request, {"detail": "a valid bearer token is required"}, status=401
+    )
+    response["WWW-Authenticate"] = 'Bearer realm="tuktuk"'  # RFC 6750
+    return response
+
+
+@api.exception_handler(ValidationError)
+def _invalid(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    # Only where and what: pydantic's context may hold objects no JSON encoder knows.
+    errors = [
+        {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""), "type": error.get("type")}
+        for error in exc.errors
+    ]
+    return api.create_response(request, {"detail": errors}, status=422)
+
+
+@api.exception_handler(SuspiciousOperation)
+def _refused(request: HttpRequest, exc: SuspiciousOperation) -> HttpResponse:
+    # Raised while reading the body (e.g. larger than DATA_UPLOAD_MAX_MEMORY_SIZE); without
+    # this handler Django would answer with an HTML error page.
+    if isinstance(exc, RequestDataTooBig):
+        return api.create_response(request, {"detail": "request body too large"}, status=413)
+    return api.create_response(request, {"detail": "bad request"}, status=400)
+
+
+def _driver_id_or_404(driver_id: str) -> str:
+    canonical = selectors.driver_id_existing(driver_id=driver_id)
+    if canonical is None:
+        raise HttpError(404, f"no driver {driver_id!r}")
+    return canonical
+
+
+def _require_fix_permission(request: HttpRequest) -> None:
+    if not request.auth.has_perm(FIX_PERMISSION):  # type: ignore[attr-defined]
+        raise HttpError(403, f"fixing balances needs the {FIX_PERMISSION} permission")
+
+
+def _actor(request: HttpRequest) -> str:
+    return str(request.auth.get_username())  # type: ignore[attr-defined]
+
+
+@api.get("/health", auth=None, response={200: HealthOut, 503: HealthErrorOut}, tags=["health"])
+def health(request: HttpRequest) -> Status[dict[str, str]]:
+    """Liveness plus a database round trip. Public: load balancers carry no token."""
+    try:
+        vendor = selectors.database_ping()
+    except Exception as exc:  # any database failure means "not healthy", never a 500 page
+        error = type(exc).__name__
+        return Status(503, {"status": "error", "error": error, "version": tuktuk.__version__})
+    return Status(200, {"status": "ok", "database": vendor, "version": tuktuk.__version__})
+
+
+@api.get("/drivers", response=DriverPage, tags=["drivers"])
+def driver_list(
+    request: HttpRequest,
+    limit: int = Query(100, ge=1, le=MAX_LIMIT),
+    offset: int = Query(0, ge=0),
+) -> Any:
+    return selectors.driver_list(limit=limit, offset=offset)
+
+
+@api.get("/drivers/{driver_id}", response={200: DriverOut, 404: ErrorOut}, tags=["drivers"])
+def driver_detail(request: HttpRequest, driver_id: str) -> Any:
+    driver = selectors.driver_detail(driver_id=driver_id)
+    if driver is None:
+        raise HttpError(404, f"no driver {driver_id!r}")
+    return driver
+
+
+@api.get(
+    "/drivers/{driver_id}/reconciliation",
+    response={200: ReconciliationOut, 404: ErrorOut},
+    exclude_unset=True,
+    tags=["reconciliation"],
+)
+def driver_reconciliation(
+    request: HttpRequest, driver_id: str, date: Query[BusinessDay | None] = None
+) -> Any:
+    """The driver's cached balance against the ledger for a business day (default: the open
+    day). Changes no balance; a discrepancy is recorded in the event log."""
+    canonical = _driver_id_or_404(driver_id)
+    try:
+        return reconcile_driver_balance(canonical, date)
+    except DriverNotFound as exc:
+        raise HttpError(404, str(exc)) from exc
+    except ValueError as exc:
+        raise HttpError(400, str(exc)) from exc
+
+
+@api.post(
+    "/drivers/{driver_id}/fix-balance",
+    response={200: FixBalanceOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+    exclude_unset=True,
+    tags=["reconciliation"],
+)
+def driver_fix_balance(
+    request: HttpRequest, driver_id: str, body: FixBalanceIn | None = None
+) -> Any:
+    """Preview (auto_fix false) or fix the driver's open-day balance to equal its ledger; a fix
+    needs a reason and the ledger.add_balancecorrection permission, and is audited."""
+    body = body or FixBalanceIn()  # no body at all: a preview
+    if body.auto_fix:
+        _require_fix_permission(request)
+    canonical = _driver_id_or_404(driver_id)
+    if body.auto_fix and not body.reason.strip():
+        # Checked here too, so a refused fix leaves not even an event behind.
+        raise HttpError(400, "a reason is required to fix a balance")
+    try:
+        return fix_driver_balance(
+            canonical,
+            date=body.date,
+            auto_fix=body.auto_fix,
+            reason=body.reason,
+            actor=_actor(request),
+        )
+    except DriverNotFound as exc:
+        raise HttpError(404, str(exc)) from exc
+    except ValueError as exc:
+        raise HttpError(400, str(exc)) from exc
+
+
+@api.post(
+    "/reconciliation",
+    response={200: ReconcileAllOut, 400: ErrorOut, 403: ErrorOut},
+    exclude_unset=True,
+    tags=["reconciliation"],
+)
+def reconciliation_run(request: HttpRequest, body: ReconcileAllIn | None = None) -> Any:
+    """Check every active driver; with auto_fix, fix those under the review threshold."""
+    body = body or ReconcileAllIn()  # no body at all: check only
+    if body.auto_fix:
+        _require_fix_permission(request)
+        if not body.reason.strip():
+            raise HttpError(400, "a reason is required to fix balances")
+    try:
+        return reconcile_all_drivers_balances(
+            date=body.date, auto_fix=body.auto_fix, reason=body.reason, actor=_actor(request)
+        )
+    except ValueError as exc:
+        raise HttpError(400, str(exc)) from exc
+
+
+@api.get("/events", response=EventPage, tags=["events"])
+def event_list(
+    request: HttpRequest,
+    limit: int = Query(100, ge=1, le=MAX_LIMIT),
+    offset: int = Query(0, ge=0),
+    level: Query[Literal["info", "warning", "error"] | None] = None,
+    title: Query[str | None] = None,
+    driver: Query[str | None] = None,
+) -> Any:
+    """The event log, newest first; `title` matches part of the title, case-insensitively."""
+    return selectors.event_list(
+        limit=limit, offset=offset, level=level, title=title, driver_id=driver
+    )
+
+
+@api.get(
+    "/drivers/{driver_id}/statement",
+    response={200: StatementOut, 400: ErrorOut, 404: ErrorOut},
+    by_alias=True,
+    tags=["statements"],
+)
+def driver_statement_view(
+    request: HttpRequest,
+    driver_id: str,
+    date_from: FromDay = None,
+    date_to: ToDay = None,
+    output: Annotated[Literal["json", "csv"], Query(..., alias="format")] = "json",
+) -> Any:
+    """The driver's statement for business days from..to inclusive (default: the open day):
+    per-day opening, movements and closing, totals, transactions and ledger entries.
+    `format=csv` returns the same as a spreadsheet file."""
+    canonical = _driver_id_or_404(driver_id)
+    try:
+        statement = driver_statement(driver_id=canonical, date_from=date_from, date_to=date_to)
+    except DriverNotFound as exc:
+        raise HttpError(404, str(exc)) from exc
+    except StatementError as exc:
+        raise HttpError(400, str(exc)) from exc
+    if output == "csv":
+        response = HttpResponse(statement_csv(statement), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{statement.csv_filename}"'
+        return response
+    return statement.as_dict()
+
+
+@api.get(
+    "/duplicates",
+    response={200: DuplicatesOut, 400: ErrorOut},
+    by_alias=True,
+    tags=["reconciliation"],
+)
+def duplicates_view(
+    request: HttpRequest,
+    date_from: FromDay = None,
+    date_to: ToDay = None,
+) -> Any:
+    """TransIDs whose C2B confirmation was delivered more than once, first delivered in business
+    days from..to (default: the last 7), with every delivery's time and state."""
+    try:
+        return duplicates_report(date_from=date_from, date_to=date_to).as_dict()
+    except StatementError as exc:
+        raise HttpError(400, str(exc)) from exc

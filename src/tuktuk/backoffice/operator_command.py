@@ -1,0 +1,35 @@
+"""Base for operator CLI commands: who is acting (--user, checked against the roles), and
+errors as one clear line with a non-zero exit."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from tuktuk.backoffice.roles import NotAllowed, operator
+from tuktuk.ledger.adjustments import OperatorInputError
+
+
+class OperatorCommand(BaseCommand):
+    def add_user_argument(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--user",
+            default=os.environ.get("TUKTUK_OPERATOR", ""),
+            help="the operator's username (default: $TUKTUK_OPERATOR); needs the permission",
+        )
+
+    def acting(self, options: dict[str, Any], permission: str) -> str:
+        if not options.get("user"):
+            raise CommandError("who is acting? pass --user USERNAME (or set TUKTUK_OPERATOR)")
+        try:
+            return operator(options["user"], permission)
+        except NotAllowed as exc:
+            raise CommandError(str(exc)) from exc
+
+    def execute(self, *args: Any, **options: Any) -> Any:
+        try:
+            return super().execute(*args, **options)
+        except (OperatorInputError, NotAllowed) as exc:
+            raise CommandError(str(exc)) from exc

@@ -1,0 +1,72 @@
+"""Who may do what. Money actions need a fleet manager's permissions; accountants read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+from tuktuk.core.errors import NotAllowed
+
+FLEET_MANAGERS = "Fleet managers"
+ACCOUNTANTS = "Accountants"
+
+ADJUST = "ledger.add_adjustment"
+ASSIGN_UNCAPTURED = "ledger.assign_uncaptured"
+RECORD_MISSED = "ledger.record_missed"
+FIX_BALANCE = "ledger.add_balancecorrection"
+MANAGE_PAYOUTS = "payouts.manage_payouts"
+
+
+OUR_APPS = ["core", "fleet", "ledger", "payouts", "mpesa", "backoffice"]
+MONEY_PERMISSIONS = [
+    ("ledger", "add_balancecorrection"),
+    ("ledger", "add_adjustment"),
+    ("ledger", "assign_uncaptured"),
+    ("ledger", "record_missed"),
+    ("payouts", "manage_payouts"),
+    ("fleet", "add_driver"),
+    ("fleet", "change_driver"),
+    ("fleet", "add_vehicle"),
+    ("fleet", "change_vehicle"),
+    ("fleet", "change_fleetsettings"),
+]
+
+
+def define_roles(group_model: Any, permission_model: Any) -> None:
+    """Create or refresh the two groups. Takes the models so a migration can pass its own."""
+    views = permission_model.objects.filter(
+        content_type__app_label__in=OUR_APPS, codename__startswith="view_"
+    )
+    accountants, _ = group_model.objects.get_or_create(name=ACCOUNTANTS)
+    accountants.permissions.set(views)
+    managers, _ = group_model.objects.get_or_create(name=FLEET_MANAGERS)
+    money = [
+        permission_model.objects.get(content_type__app_label=app, codename=codename)
+        for app, codename in MONEY_PERMISSIONS
+    ]
+    managers.permissions.set([*views, *money])
+
+
+def roles_ensure() -> None:
+    from django.contrib.auth.models import Group, Permission
+
+    define_roles(Group, Permission)
+
+
+def require(user: AbstractBaseUser | AnonymousUser | None, permission: str) -> str:
+    """The acting user's name if they hold `permission`, else NotAllowed."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        raise NotAllowed("sign in first")
+    if not user.has_perm(permission):
+        raise NotAllowed(f"{user.get_username()} may not do this (needs {permission})")
+    return str(user.get_username())
+
+
+def operator(username: str, permission: str) -> str:
+    """For the CLI: the named user must exist and hold the permission."""
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise NotAllowed(f"no user {username!r}; pass --user with an operator's username")
+    return require(user, permission)

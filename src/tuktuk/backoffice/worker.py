@@ -1,0 +1,91 @@
+"""The background worker: replays stalled callbacks, runs the scheduled reconciliation (every N
+hours and before each day close), emails discrepancy alerts, and closes business days when due,
+catching up day by day after downtime. Network calls (email) happen outside transactions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+
+from tuktuk.backoffice.alerts import discrepancy_alert_send, payout_failure_alert_send
+from tuktuk.backoffice.schedule import schedule_claim
+from tuktuk.core import events
+from tuktuk.fleet.models import FleetSettings
+from tuktuk.ledger.day_close import day_close_run, days_due
+from tuktuk.ledger.reconciliation import reconcile_all_drivers_balances
+from tuktuk.mpesa import daraja
+from tuktuk.mpesa.callbacks import callbacks_replay
+from tuktuk.payouts.services import payouts_failed_unalerted, payouts_work
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerState:
+    report: dict[str, Any] = field(default_factory=dict)
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    # Kept between passes so the OAuth token is cached until shortly before it expires.
+    client: daraja.DarajaClient | None = None
+
+
+def _alert_safely(send: Any, **kwargs: Any) -> bool:
+    try:
+        return bool(send(**kwargs))
+    except Exception as exc:  # a mail outage must not stop payouts or the day close
+        logger.exception("alert email could not be sent")
+        events.event_record(
+            title=events.EventTitle.ALERT_EMAIL_FAILED,
+            level=events.EventLevel.ERROR,
+            message=f"{type(exc).__name__}: {exc}",
+        )
+        return False
+
+
+def _payouts(state: WorkerState) -> dict[str, Any]:
+    if not daraja.is_configured():
+        return {"skipped": "Daraja credentials not configured"}
+    if state.client is None:
+        state.client = daraja.DarajaClient()
+    report: dict[str, Any] = payouts_work(gateway=state.client, worker=state.worker_id).as_dict()
+    failed = payouts_failed_unalerted()
+    if failed:
+        report["failure_alert_sent"] = _alert_safely(payout_failure_alert_send, payouts=failed)
+    return report
+
+
+def _reconcile_and_alert(*, why: str) -> dict[str, Any]:
+    result = reconcile_all_drivers_balances(auto_fix=False)
+    summary = {
+        "why": why,
+        "drivers_with_discrepancies": result["drivers_with_discrepancies"],
+        "alert_sent": False,
+    }
+    if result["drivers_with_discrepancies"]:
+        summary["alert_sent"] = _alert_safely(discrepancy_alert_send, result=result)
+    return summary
+
+
+def worker_tick(state: WorkerState) -> dict[str, Any]:
+    """One pass of everything that is due. Safe to run from several workers at once."""
+    report: dict[str, Any] = {"replayed": callbacks_replay(), "payouts": _payouts(state)}
+    fleet = FleetSettings.load()
+    due = days_due(fleet)
+    every = dt.timedelta(hours=settings.RECONCILE_EVERY_HOURS)
+    if due:
+        # One check (and one email) per close, whichever worker gets there first; the close
+        # itself is exactly-once per driver and day anyway.
+        if schedule_claim(name=f"reconcile-before-close-{due[-1]}", every=dt.timedelta(days=1)):
+            report["reconciliation"] = _reconcile_and_alert(why="before day close")
+        report["closed"] = day_close_run()
+        report["days_closed"] = [day.isoformat() for day in due]
+    elif schedule_claim(name="reconcile-scheduled", every=every):
+        report["reconciliation"] = _reconcile_and_alert(why="scheduled")
+    state.report = report
+    return report

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class CoreConfig(AppConfig):
+    name = "tuktuk.core"
+    label = "core"
+    verbose_name = "Event log"
+    default_auto_field = "django.db.models.BigAutoField"

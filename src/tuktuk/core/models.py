@@ -1,0 +1,57 @@
+"""The event log (the legacy "Error Log"): what happened to money, and who did it."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class EventLevel(models.TextChoices):
+    INFO = "info", "Info"
+    WARNING = "warning", "Warning"
+    ERROR = "error", "Error"
+
+
+class EventTitle(models.TextChoices):
+    """Every title the application writes, in one place. The values are the legacy Error Log
+    titles operators already search for; changing one breaks their saved searches."""
+
+    DUPLICATE_PREVENTED = "Duplicate Transaction Prevented"
+    DISCREPANCY_DETECTED = "Balance Discrepancy Detected"
+    BALANCE_FIXED = "Balance Fixed"
+    CALLBACK_REJECTED = "C2B Callback Rejected"
+    CALLBACK_FAILED = "C2B Callback Processing Failed"
+    UNMATCHED_PAYMENT = "Uncaptured Payment"
+    UNCAPTURED_ASSIGNED = "Uncaptured Payment Assigned"
+    DAY_CLOSED = "Day Closed"
+    TERMINATION_REVIEW = "Driver Flagged For Termination Review"
+    ADJUSTMENT_RECORDED = "Adjustment Recorded"
+    REPAYMENT_RECEIVED = "Driver Repayment Received"
+    MISSED_RECORDED = "Missed Payment Recorded"
+    MISSED_REJECTED = "Missed Payment Rejected"
+    PAYOUT_FAILED = "Payout Failed"
+    PAYOUT_UNKNOWN = "Payout Outcome Unknown"
+    PAYOUT_COMPLETED = "Payout Completed"
+    PAYOUTS_RELEASED = "Payouts Released"
+    PAYOUT_RETRIED = "Payout Retried"
+    PAYOUT_RESOLVED = "Payout Resolved By Operator"
+    API_TOKEN_CREATED = "API Token Created"  # noqa: S105 - a title, not a secret
+    API_TOKEN_REVOKED = "API Token Revoked"  # noqa: S105 - a title, not a secret
+    ALERT_EMAIL_FAILED = "Alert Email Failed"
+
+
+class Event(models.Model):
+    level = models.CharField(max_length=8, choices=EventLevel.choices, default=EventLevel.INFO)
+    title = models.CharField(max_length=120, db_index=True, choices=EventTitle.choices)
+    message = models.TextField(blank=True)
+    # The driver's public id (DRV-112001), not a foreign key: the event log sits below the
+    # fleet, and an event must outlive any change to the driver it names.
+    driver = models.CharField("driver id", max_length=20, blank=True, db_index=True)
+    data = models.JSONField(default=dict, blank=True)
+    actor = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"[{self.level}] {self.title}"

@@ -1,0 +1,73 @@
+"""What the ledger needs from the layers above it, as protocols the ledger owns.
+
+The ledger decides *that* a driver is owed a transfer (a fare's share, a bonus) and records it
+in the same transaction as the money; *how* it is sent belongs to the payouts layer, which
+installs its outbox here when Django starts (PayoutsConfig.ready). Likewise, verifying a
+missed payment's receipt with the provider belongs to the M-Pesa layer. The ledger never
+imports either: import-linter holds that line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from decimal import Decimal
+from typing import TYPE_CHECKING, Protocol
+
+from django.core.exceptions import ImproperlyConfigured
+
+if TYPE_CHECKING:
+    from tuktuk.fleet.models import Driver
+    from tuktuk.ledger.models import Transaction
+
+
+class PayoutOutbox(Protocol):
+    """Queues transfers inside the caller's database transaction (an outbox row, no network)."""
+
+    def share_queue(
+        self, *, transaction: Transaction, driver: Driver, amount: Decimal, instant: bool
+    ) -> None: ...
+
+    def bonus_queue(
+        self, *, driver: Driver, business_day: dt.date, amount: Decimal, instant: bool
+    ) -> None: ...
+
+
+class ReceiptVerifier(Protocol):
+    """Asks the provider whether a receipt is real. The answer arrives later, asynchronously,
+    and is applied with `ledger.missed.missed_payment_verified`."""
+
+    def receipt_query(self, *, trans_id: str, occasion: str) -> str | None:
+        """None when the query was accepted, else why it was not (it can be asked again)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+_payout_outbox: PayoutOutbox | None = None
+_receipt_verifier_factory: Callable[[], ReceiptVerifier | None] = lambda: None  # noqa: E731
+
+
+def payout_outbox_install(outbox: PayoutOutbox) -> None:
+    global _payout_outbox
+    _payout_outbox = outbox
+
+
+def payout_outbox() -> PayoutOutbox:
+    # Failing loudly: without an outbox a driver's share would silently never be paid.
+    if _payout_outbox is None:
+        raise ImproperlyConfigured(
+            "no payout outbox installed: add tuktuk.payouts to INSTALLED_APPS"
+        )
+    return _payout_outbox
+
+
+def receipt_verifier_install(factory: Callable[[], ReceiptVerifier | None]) -> None:
+    """`factory` returns a verifier, or None when no provider is configured (then missed
+    payments post without verification, as an operator recorded them)."""
+    global _receipt_verifier_factory
+    _receipt_verifier_factory = factory
+
+
+def receipt_verifier() -> ReceiptVerifier | None:
+    return _receipt_verifier_factory()

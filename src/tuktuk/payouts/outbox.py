@@ -1,0 +1,72 @@
+"""The payout outbox the ledger writes to (its PayoutOutbox port), and the idempotency keys.
+
+The OriginatorConversationID is derived from what is being paid (the TransID, the bonus day),
+so the same payment can never get a second payout with a fresh id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from tuktuk.fleet.models import Driver
+from tuktuk.ledger.models import Transaction
+from tuktuk.payouts.models import Payout, PayoutKind, PayoutState
+
+
+def share_originator_id(trans_id: str) -> str:
+    return f"TTL-{trans_id}"
+
+
+def bonus_originator_id(*, driver_id: str, business_day: dt.date) -> str:
+    return f"TTL-BONUS-{driver_id}-{business_day.isoformat()}"
+
+
+def payout_queue(
+    *,
+    driver: Driver,
+    amount: Decimal,
+    kind: PayoutKind,
+    originator_conversation_id: str,
+    instant: bool,
+    transaction: Transaction | None = None,
+) -> Payout:
+    """Create the outbox row for one transfer, inside the caller's transaction."""
+    return Payout.objects.create(
+        kind=kind,
+        transaction=transaction,
+        driver=driver,
+        phone=driver.mpesa_number,
+        amount=amount,
+        state=PayoutState.PENDING if instant else PayoutState.HELD,
+        originator_conversation_id=originator_conversation_id,
+    )
+
+
+class OutboxForLedger:
+    """The ledger's PayoutOutbox port (see tuktuk.ledger.ports)."""
+
+    def share_queue(
+        self, *, transaction: Transaction, driver: Driver, amount: Decimal, instant: bool
+    ) -> None:
+        payout_queue(
+            driver=driver,
+            amount=amount,
+            kind=PayoutKind.SHARE,
+            originator_conversation_id=share_originator_id(transaction.trans_id),
+            instant=instant,
+            transaction=transaction,
+        )
+
+    def bonus_queue(
+        self, *, driver: Driver, business_day: dt.date, amount: Decimal, instant: bool
+    ) -> None:
+        payout_queue(
+            driver=driver,
+            amount=amount,
+            kind=PayoutKind.BONUS,
+            originator_conversation_id=bonus_originator_id(
+                driver_id=driver.driver_id, business_day=business_day
+            ),
+            instant=instant,
+        )
