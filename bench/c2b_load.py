@@ -46,6 +46,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from tuktuk.mpesa.c2b_payload import c2b_payload  # standard library only: no Django set-up
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 TUKTUK = str(Path(PYTHON).with_name("tuktuk"))
@@ -58,29 +60,9 @@ DRIVER_NUMBER_BASE = 300000  # bench drivers are DRV-300001, DRV-300002, ...
 # Daraja payloads
 
 
-def confirmation_payload(
-    *, trans_id: str, amount: str, account: str, msisdn: str = "254790000001"
-) -> dict[str, str]:
-    """A Daraja C2B confirmation body (same shape as tests/support/c2b.py).
-
-    The payer is a passenger: bench drivers have 2547000xxxxx numbers, and a payment from a
-    driver's own number may be taken for a debt repayment (another code path).
-    """
-    return {
-        "TransactionType": "Pay Bill",
-        "TransID": trans_id,
-        "TransTime": time.strftime("%Y%m%d%H%M%S"),
-        "TransAmount": amount,
-        "BusinessShortCode": "600984",
-        "BillRefNumber": account,
-        "InvoiceNumber": "",
-        "OrgAccountBalance": "49197.00",
-        "ThirdPartyTransID": "",
-        "MSISDN": msisdn,
-        "FirstName": "John",
-        "MiddleName": "",
-        "LastName": "Doe",
-    }
+# The payer is a passenger: bench drivers have 2547000xxxxx numbers, and a payment from a
+# driver's own number may be taken for a debt repayment (another code path).
+PASSENGER_MSISDN = "254790000001"
 
 
 def bench_account(number: int) -> str:
@@ -492,7 +474,9 @@ def count_queries(account: str, prefix: str) -> None:
     url = f"/c2b/{settings.CALLBACK_TOKEN}/confirmation"
 
     def post(number: int) -> Any:
-        payload = confirmation_payload(trans_id=f"{prefix}{number}", amount="100", account=account)
+        payload = c2b_payload(
+            trans_id=f"{prefix}{number}", amount=100, account=account, msisdn=PASSENGER_MSISDN
+        )
         return client.post(
             url, json.dumps(payload), content_type="application/json", HTTP_HOST="127.0.0.1"
         )
@@ -751,7 +735,7 @@ AMOUNTS = ["50", "80", "100", "120", "150", "200", "250", "300"]
 
 def body_maker(trans_ids: TransIds, accounts: list[str]) -> Callable[[random.Random], bytes]:
     def make(rng: random.Random) -> bytes:
-        payload = confirmation_payload(
+        payload = c2b_payload(
             trans_id=trans_ids(),
             amount=rng.choice(AMOUNTS),
             account=accounts[0] if len(accounts) == 1 else rng.choice(accounts),

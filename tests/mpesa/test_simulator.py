@@ -7,6 +7,7 @@ simulator having no delivery left), never on sleeps.
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import os
 import re
@@ -20,16 +21,20 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from wsgiref.util import setup_testing_defaults
+from wsgiref.validate import validator
 
 import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tuktuk.mpesa.simulator import DarajaSimulator, SimConfig
+from tuktuk.mpesa.simulator import DarajaService, DarajaSimulator, SimConfig
+from tuktuk.mpesa.simulator.server import SimulatorApp
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WAIT = 10.0  # seconds: the longest any event may take before the test fails
@@ -927,7 +932,50 @@ def test_protocol_garbage_gets_a_4xx_and_the_server_lives(
     assert client.get("/sim/state").status_code == 200
 
 
-def test_keep_alive_with_exact_content_length(sim: DarajaSimulator) -> None:
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "message"),
+    [
+        (
+            b"POST /sim/config HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"2\r\n{}\r\n0\r\n\r\n",
+            411,
+            "Length Required: send Content-Length, not chunked",
+        ),
+        (
+            b"POST /sim/config HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n{}",
+            400,
+            "Bad Request - Invalid Content-Length",
+        ),
+        (
+            b"POST /sim/config HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n{}",
+            413,
+            "Request Entity Too Large",
+        ),
+        (
+            # The client says 20 bytes, sends 2 and stops sending (half-close).
+            b'POST /sim/config HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n{"fail_rate": 1',
+            400,
+            "Bad Request - Incomplete body",
+        ),
+    ],
+)
+def test_bodies_the_simulator_will_not_read_get_a_json_error_and_change_nothing(
+    sim: DarajaSimulator, client: httpx.Client, request_bytes: bytes, status: int, message: str
+) -> None:
+    host, port = sim.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=WAIT) as sock:
+        sock.sendall(request_bytes)
+        sock.shutdown(socket.SHUT_WR)
+        answer = b"".join(iter(lambda: sock.recv(65536), b""))
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n", 1)[0] == f"HTTP/1.0 {status} {HTTPStatus(status).phrase}".encode()
+    assert b"Content-Type: application/json" in head
+    error = json.loads(body)
+    assert error["errorCode"] == f"{status}.000.00" and error["errorMessage"] == message
+    assert client.get("/sim/config").json()["fail_rate"] == 0.0
+
+
+def test_one_answer_per_connection_with_exact_content_length(sim: DarajaSimulator) -> None:
     host, port = sim.url.removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=WAIT)
     try:
@@ -937,13 +985,88 @@ def test_keep_alive_with_exact_content_length(sim: DarajaSimulator) -> None:
             body = response.read()
             assert response.status == 200
             assert response.getheader("Content-Type") == "application/json"
+            assert response.getheader("Server") == "DarajaSimulator/1.0"
             assert int(response.getheader("Content-Length") or -1) == len(body)
-            assert not response.will_close  # the same socket serves the next request
+            # HTTP/1.0: the client knows not to reuse the socket, and reconnects for the next.
+            assert response.version == 10 and response.will_close
         connection.request("POST", "/sim/nowhere", body=b"{}")
         response = connection.getresponse()
         assert response.status == 404 and json.loads(response.read())["errorCode"]
+        connection.request("HEAD", "/sim/state")
+        response = connection.getresponse()
+        assert response.status == 405 and response.read() == b""
     finally:
         connection.close()
+
+
+def test_pooled_httpx_clients_work_from_many_threads(sim: DarajaSimulator) -> None:
+    """Our Daraja client keeps connections alive; every request must still get its answer."""
+    limits = httpx.Limits(max_connections=8, max_keepalive_connections=8)
+    with (
+        httpx.Client(base_url=sim.url, timeout=WAIT, limits=limits) as client,
+        ThreadPoolExecutor(8) as pool,
+    ):
+        tokens = list(pool.map(lambda _: get_token(client), range(200)))
+        assert client.get("/sim/state").json()["tokens_issued"] == 200
+    assert len(set(tokens)) == 200
+
+
+def test_hanging_requests_do_not_hold_up_the_others(
+    sim: DarajaSimulator, client: httpx.Client, receiver: Receiver, auth: dict[str, str]
+) -> None:
+    sim.configure(hang_seconds=600)
+    sim.script(*["hang"] * 4)
+    with ThreadPoolExecutor(4) as pool:
+        hanging = [
+            pool.submit(pay, client, auth, b2c_body(receiver, f"worker-{n}")) for n in range(4)
+        ]
+        # Each hanging request sends its result while it hangs: all four are in at once.
+        assert len(receiver.wait_for(4)) == 4
+        assert not any(future.done() for future in hanging)
+        state = client.get("/sim/state").json()
+        assert sorted(state["payments"]) == [f"worker-{n}" for n in range(4)]
+        assert pay(client, auth, b2c_body(receiver, "meanwhile")).status_code == 200
+        sim.stop()  # releases the hanging requests at once: they are answered, not dropped
+        assert [future.result(timeout=WAIT).status_code for future in hanging] == [200] * 4
+
+
+def test_the_app_is_a_valid_wsgi_application() -> None:
+    service = DarajaService(SimConfig())
+    app = validator(SimulatorApp(service))
+
+    def call(method: str, path: str, body: bytes = b"") -> tuple[str, dict[str, str], bytes]:
+        path, _, query = path.partition("?")
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": method,
+            "SCRIPT_NAME": "",
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
+            "CONTENT_LENGTH": str(len(body)),
+            "wsgi.input": io.BytesIO(body),
+        }
+        setup_testing_defaults(environ)
+        answer: dict[str, Any] = {}
+
+        def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+            answer.update(status=status, headers=dict(headers))
+
+        result = app(environ, start_response)
+        try:
+            data = b"".join(result)
+        finally:
+            result.close()  # type: ignore[attr-defined]
+        return answer["status"], answer["headers"], data
+
+    try:
+        status, headers, data = call("POST", "/sim/config", b'{"fail_rate": 0.5}')
+        assert status == "200 OK" and json.loads(data)["fail_rate"] == 0.5
+        assert headers["Content-Length"] == str(len(data))
+        status, _, data = call("GET", "/oauth/v1/generate?grant_type=password")
+        assert status == "400 Bad Request" and json.loads(data)["errorCode"] == "400.008.02"
+        status, _, data = call("GET", "/sim/state")
+        assert status == "200 OK" and json.loads(data)["tokens_issued"] == 0
+    finally:
+        service.close()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 from collections.abc import Sequence
@@ -11,25 +12,20 @@ from decimal import Decimal
 
 import httpx
 
+from tuktuk.mpesa.c2b_payload import NAIROBI, c2b_payload
+
+# The tests' payments all happened at this moment, so TransTime never depends on the clock.
+TRANS_TIME = dt.datetime(2026, 11, 21, 10, 30, tzinfo=NAIROBI)
+PAYER_MSISDN = "254700000001"
+
 
 def confirmation_payload(
-    *, trans_id: str, amount: Decimal | str, account: str, msisdn: str = "254700000001"
+    *, trans_id: str, amount: Decimal | int | str, account: str, msisdn: str = PAYER_MSISDN
 ) -> dict[str, str]:
-    return {
-        "TransactionType": "Pay Bill",
-        "TransID": trans_id,
-        "TransTime": "20261121103000",
-        "TransAmount": str(amount),
-        "BusinessShortCode": "600984",
-        "BillRefNumber": account,
-        "InvoiceNumber": "",
-        "OrgAccountBalance": "49197.00",
-        "ThirdPartyTransID": "",
-        "MSISDN": msisdn,
-        "FirstName": "John",
-        "MiddleName": "",
-        "LastName": "Doe",
-    }
+    """`c2b_payload` with the tests' fixed time and payer."""
+    return c2b_payload(
+        trans_id=trans_id, amount=amount, account=account, msisdn=msisdn, when=TRANS_TIME
+    )
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,12 @@ from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from decimal import Decimal
 
 import httpx
 
-NAIROBI = dt.timezone(dt.timedelta(hours=3), "EAT")
+from tuktuk.mpesa.c2b_payload import c2b_payload
+
 FIRST_NAMES = ("John", "Mary", "Peter", "Grace", "Kevin", "Faith", "Brian", "Mercy", "Esther")
 LAST_NAMES = ("Otieno", "Wanjiru", "Kamau", "Achieng", "Mwangi", "Njeri", "Kiptoo", "Omondi")
 _TRANS_ID_CHARS = string.ascii_uppercase + string.digits
@@ -61,36 +63,29 @@ def new_trans_id(rng: random.Random, taken: set[str]) -> str:
             return trans_id
 
 
-def fare(rng: random.Random, *, cents: float = 0.0) -> str:
-    """A tuktuk fare, 50-500 KSh, as Daraja writes it ("150.00"): mostly round tens, some odd
-    shillings. M-Pesa customers pay whole shillings; `cents` is the share given cents anyway,
-    to exercise the decimal paths."""
+def fare(rng: random.Random, *, cents: float = 0.0) -> Decimal:
+    """A tuktuk fare, 50-500 KSh: mostly round tens, some odd shillings. M-Pesa customers pay
+    whole shillings; `cents` is the share given cents anyway, to exercise the decimal paths."""
     if rng.random() < cents:
-        return f"{rng.randint(50, 499)}.{rng.randint(1, 99):02d}"
+        return Decimal(f"{rng.randint(50, 499)}.{rng.randint(1, 99):02d}")
     if rng.random() < 0.75:
-        return f"{rng.randrange(50, 501, 10)}.00"
-    return f"{rng.randint(50, 500)}.00"
+        return Decimal(rng.randrange(50, 501, 10))
+    return Decimal(rng.randint(50, 500))
 
 
 def confirmation_payload(
-    *, trans_id: str, amount: str, account: str, rng: random.Random, when: dt.datetime
+    *, trans_id: str, amount: Decimal, account: str, rng: random.Random, when: dt.datetime
 ) -> dict[str, str]:
-    """The body Daraja POSTs to the confirmation URL for a Pay Bill payment."""
-    return {
-        "TransactionType": "Pay Bill",
-        "TransID": trans_id,
-        "TransTime": when.astimezone(NAIROBI).strftime("%Y%m%d%H%M%S"),
-        "TransAmount": amount,
-        "BusinessShortCode": "600984",
-        "BillRefNumber": account,
-        "InvoiceNumber": "",
-        "OrgAccountBalance": "49197.00",
-        "ThirdPartyTransID": "",
-        "MSISDN": f"2547{rng.randint(0, 99_999_999):08d}",
-        "FirstName": rng.choice(FIRST_NAMES),
-        "MiddleName": "",
-        "LastName": rng.choice(LAST_NAMES),
-    }
+    """The body Daraja POSTs to the confirmation URL, from a random passenger."""
+    return c2b_payload(
+        trans_id=trans_id,
+        amount=amount,
+        account=account,
+        when=when,
+        msisdn=f"2547{rng.randint(0, 99_999_999):08d}",
+        first_name=rng.choice(FIRST_NAMES),
+        last_name=rng.choice(LAST_NAMES),
+    )
 
 
 def plan_deliveries(

@@ -1,14 +1,16 @@
 """The Daraja simulator: OAuth, B2C and Transaction Status as docs/daraja-simulator.md specifies.
 
-It is built on the standard library's ThreadingHTTPServer so that it needs nothing beyond what
-the project already installs, and can run as `tuktuk daraja-sim` or inside a test process
-(`DarajaSimulator(config).start()`). Result callbacks go out from worker threads with httpx,
-retried like Safaricom retries them, so a request is never held up by its own callback (except
-for the `out_of_order` and `hang` outcomes, whose whole point is the timing).
+It is a WSGI application (SimulatorApp) served by the standard library's wsgiref with a thread
+per connection, so that it needs nothing beyond what the project already installs, and can run
+as `tuktuk daraja-sim` or inside a test process (`DarajaSimulator(config).start()`). Result
+callbacks go out from worker threads with httpx, retried like Safaricom retries them, so a
+request is never held up by its own callback (except for the `out_of_order` and `hang`
+outcomes, whose whole point is the timing).
 
 Layers, top to bottom: SimConfig (behaviour knobs), request parsing (Daraja's validation
 rules), callback bodies (pure functions), DarajaService (state, outcomes, deliveries; all state
-under one lock), then the HTTP handler/server and DarajaSimulator (start/stop).
+under one lock), then HTTP (routing, the WSGI application, the wsgiref server) and
+DarajaSimulator (start/stop).
 """
 
 from __future__ import annotations
@@ -32,9 +34,10 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 import httpx
 
@@ -75,6 +78,7 @@ NOT_FOUND_CODE, NOT_FOUND_DESCRIPTION = 1, "The transaction could not be found."
 MAX_BODY_BYTES = 1024 * 1024
 CALLBACK_TIMEOUT_SECONDS = 10.0
 CALLBACK_THREADS = 16
+SERVER_SOFTWARE = "DarajaSimulator/1.0"
 # Kenya keeps East Africa Time all year, so a fixed offset is exact.
 NAIROBI = dt.timezone(dt.timedelta(hours=3), "EAT")
 
@@ -1116,134 +1120,127 @@ def route(service: DarajaService, request: SimRequest) -> Reply:
         return service.error_reply(DarajaError(500, "500.001.1001", "Internal Server Error"))
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as Daraja's gateway and httpx expect
-    server_version = "DarajaSimulator/1.0"
-    timeout = 120  # an idle keep-alive connection is closed after this many seconds
-    # Headers and body go out in two writes; with Nagle on, the body waits for the client's
-    # delayed ACK (~40 ms a request on keep-alive connections).
-    disable_nagle_algorithm = True
-    server: _Server
+def read_body(environ: Mapping[str, Any]) -> bytes:
+    """The request body, exactly Content-Length bytes; a DarajaError for one we will not read.
 
-    def do_GET(self) -> None:
-        self._dispatch()
+    wsgiref hands the socket's stream over as it is, so a chunked body would be read as raw
+    chunks: it is refused (411), as Daraja's clients always send Content-Length.
+    """
+    if environ.get("HTTP_TRANSFER_ENCODING"):
+        raise DarajaError(411, "411.000.00", "Length Required: send Content-Length, not chunked")
+    raw_length = environ.get("CONTENT_LENGTH") or ""
+    if not raw_length:
+        return b""
+    try:
+        length = int(raw_length)
+    except ValueError:
+        length = -1
+    if length < 0:
+        raise DarajaError(400, "400.000.00", "Bad Request - Invalid Content-Length")
+    if length > MAX_BODY_BYTES:
+        raise DarajaError(413, "413.000.00", "Request Entity Too Large")
+    try:
+        body = environ["wsgi.input"].read(length)
+    except OSError:  # e.g. the socket timed out waiting for the rest
+        body = b""
+    if len(body) < length:  # the client stopped sending mid-body
+        raise DarajaError(400, "400.000.00", "Bad Request - Incomplete body")
+    return body
 
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
 
-    def handle(self) -> None:
+class SimulatorApp:
+    """The simulator as a WSGI application: JSON answers from `route`, never an exception.
+
+    DarajaSimulator serves it with wsgiref; any WSGI server would do as long as it runs one
+    process, since the state lives in `service`.
+    """
+
+    def __init__(self, service: DarajaService) -> None:
+        self.service = service
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
         try:
-            super().handle()
-        except (ConnectionError, TimeoutError):
-            pass  # the client went away; nothing to answer
-
-    def _dispatch(self) -> None:
-        body = self._read_body()
-        if body is None:
-            return
-        target = urlsplit(self.path)
-        request = SimRequest(
-            method=self.command,
-            path=target.path,
-            query=parse_qs(target.query),
-            authorization=self.headers.get("Authorization"),
-            body=body,
-        )
-        self._send(route(self.server.service, request))
-
-    def _read_body(self) -> bytes | None:
-        """The request body, or None after answering a body we will not read."""
-        if self.headers.get("Transfer-Encoding"):
-            self._refuse(411, "Length Required: send Content-Length, not chunked")
-            return None
-        raw_length = self.headers.get("Content-Length")
-        if raw_length is None:
-            return b""
-        try:
-            length = int(raw_length)
-        except ValueError:
-            length = -1
-        if length < 0:
-            self._refuse(400, "Bad Request - Invalid Content-Length")
-            return None
-        if length > MAX_BODY_BYTES:
-            self._refuse(413, "Request Entity Too Large")
-            return None
-        body = self.rfile.read(length)
-        if len(body) < length:  # the client closed mid-body
-            self.close_connection = True
-            return None
-        return body
-
-    def _refuse(self, status: int, message: str) -> None:
-        # The unread body is still on the wire, so this connection cannot be reused.
-        reply = self.server.service.error_reply(DarajaError(status, f"{status}.000.00", message))
-        self._send(reply, close=True)
-
-    def _send(self, reply: Reply, *, close: bool = False) -> None:
+            body = read_body(environ)
+        except DarajaError as exc:
+            reply = self.service.error_reply(exc)
+        else:
+            request = SimRequest(
+                method=method,
+                path=environ.get("PATH_INFO") or "/",
+                query=parse_qs(environ.get("QUERY_STRING", "")),
+                authorization=environ.get("HTTP_AUTHORIZATION"),
+                body=body,
+            )
+            reply = route(self.service, request)
         data = json.dumps(reply.body, default=str).encode("utf-8")
-        try:
-            self.send_response(reply.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            if close:
-                self.send_header("Connection", "close")
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
-        except OSError:
-            # E.g. the caller timed out on a hanging request and hung up.
-            self.close_connection = True
+        start_response(
+            f"{reply.status} {HTTPStatus(reply.status).phrase}",
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(data))),
+                ("Server", SERVER_SOFTWARE),
+            ],
+        )
+        return [b"" if method == "HEAD" else data]
+
+
+class _Handler(WSGIRequestHandler):
+    """wsgiref's handler: one request per connection (it answers HTTP/1.0, so clients such as
+    httpx open a new connection for the next request instead of reusing this one)."""
+
+    server_version = SERVER_SOFTWARE
+    timeout = 120  # a connection that sends no request is closed after this many seconds
+    # Buffered: wsgiref writes the status line, each header and the body separately, which on
+    # an unbuffered socket is one TCP segment each. This sends the whole answer at once.
+    wbufsize = 64 * 1024
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """http.server's own errors (malformed request line, bad headers) as JSON."""
+        """http.server's own errors (malformed request line, bad headers) as JSON too."""
         self.close_connection = True
-        text = self.responses.get(code, ("Error", ""))[0]
-        body = {"requestId": "", "errorCode": f"{code}.000.00", "errorMessage": message or text}
-        self._send(Reply(code, body), close=True)
+        text = message or self.responses.get(code, ("Error", ""))[0]
+        body = {"requestId": "", "errorCode": f"{code}.000.00", "errorMessage": text}
+        data = json.dumps(body).encode("utf-8")
+        try:
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:
+            pass  # the client is gone
 
     def version_string(self) -> str:
         return self.server_version  # without the Python version http.server appends
 
     def log_message(self, format: str, *args: Any) -> None:
+        # wsgiref prints a line per request to stderr; the simulator logs them at debug level.
         logger.debug("%s " + format, self.address_string(), *args)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # stop() closes the connections itself; do not wait on keep-alives
+class _Server(socketserver.ThreadingMixIn, WSGIServer):
+    """wsgiref's WSGI server with a thread per connection: payout workers call concurrently,
+    and a hanging request must not hold up the others."""
 
-    def __init__(self, address: tuple[str, int], service: DarajaService) -> None:
+    daemon_threads = True
+    block_on_close = False  # stop() does not wait for a hanging request to be answered
+    # Every request is a new connection: a burst from many workers must not overflow the
+    # listen backlog (socketserver's default is 5, and a dropped SYN costs a second or more).
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], app: SimulatorApp) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
-        self.service = service
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
+        self.set_app(app)
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind resolves the host name (getfqdn), which can hang without DNS.
         socketserver.TCPServer.server_bind(self)
         host, port = self.server_address[:2]
         self.server_name, self.server_port = str(host), int(port)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            try:
-                connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        self.setup_environ()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         logger.debug("connection from %s failed", client_address, exc_info=True)
@@ -1267,6 +1264,7 @@ class DarajaSimulator:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.service = DarajaService(config or SimConfig(), clock=clock)
+        self.app = SimulatorApp(self.service)
         self._address = (host, port)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -1275,7 +1273,7 @@ class DarajaSimulator:
         """Bind (port 0: any free port), serve in a daemon thread, return the base URL."""
         if self._server is not None:
             raise RuntimeError("the simulator is already started")
-        self._server = _Server(self._address, self.service)
+        self._server = _Server(self._address, self.app)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.1},
@@ -1297,7 +1295,6 @@ class DarajaSimulator:
         self.service.begin_stop()
         if self._server is not None:
             self._server.shutdown()
-            self._server.close_connections()
             self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=10)
