@@ -1,52 +1,240 @@
 """Configuration read from the environment (TUKTUK_*), with generated secrets in the data dir.
 
+`read_settings(environ)` turns a mapping of variables (os.environ when none is given) into the
+Django settings that depend on it; settings.py adds the fixed ones. The variables, their
+defaults and meanings are the configuration table in README.md.
+
+Reading goes through django-environ's `Env`, with three differences on purpose (see `Env`):
+a variable set to an empty string counts as unset, a value starting with "$" is taken as it is,
+and a value that cannot be read stops the start with an `ImproperlyConfigured` error naming the
+variable and the value (never the value of a secret: secrets are plain strings, which cannot be
+wrong, and URLs are shown with their password masked).
+
 Secrets (the Django secret key, the callback token) are generated once into the data directory
-when they are not given in the environment; they are never stored in the database.
+when they are not given in the environment; they are never stored in the database or logged.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
 import secrets
+import zoneinfo
+from collections.abc import Callable, Mapping
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
-import dj_database_url
+import environ as django_environ
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.validators import validate_email
+
+T = TypeVar("T")
+
+SQLITE = "django.db.backends.sqlite3"
+POSTGRESQL = "django.db.backends.postgresql"
+MYSQL = "django.db.backends.mysql"
+# Only the URL schemes django-environ maps to the three databases we run on.
+DATABASE_SCHEMES = {
+    scheme: engine
+    for scheme, engine in django_environ.Env.DB_SCHEMES.items()
+    if engine in {SQLITE, POSTGRESQL, MYSQL}
+}
+EMAIL_SCHEMES = ("smtp", "smtp+tls", "smtps")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-def env_str(name: str, default: str = "") -> str:
-    return os.environ.get(name, default).strip()
+class BadValue(ValueError):
+    """Raised by a cast: what the variable must be, and the (part of the) value that is not."""
+
+    def __init__(self, expected: str, value: str) -> None:
+        super().__init__(expected, value)
+        self.expected = expected
+        self.value = value
 
 
-def env_bool(name: str, default: bool = False) -> bool:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    return raw.strip().lower() in {"1", "true", "yes", "on"}
+class Env(django_environ.Env):
+    """django-environ's Env over an explicit mapping, strict about bad values.
+
+    `get_value` is replaced (the rest of the Env API calls it) because django-environ's own:
+    - reads a value starting with "$" as the name of another variable to read instead, so a
+      secret key starting with "$" (Django's generator uses that character) would be silently
+      swapped for the default;
+    - casts an empty string (`TUKTUK_X=` in a compose file) instead of using the default;
+    - lets a cast's ValueError through without saying which variable it was about.
+    Casts are the callables below rather than `bool`/`float`, which django-environ reads
+    leniently: any unknown word is False, and "4h" is 4.0.
+    """
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        super().__init__()
+        self.ENVIRON = environ  # the instance's mapping, not the class-wide os.environ
+
+    def get_value(
+        self,
+        var: str,
+        cast: Any = None,
+        default: Any = django_environ.Env.NOTSET,
+        parse_default: bool = False,
+    ) -> Any:
+        raw = (self.ENVIRON.get(var) or "").strip()
+        if not raw:
+            if default is self.NOTSET:
+                raise ImproperlyConfigured(f"{var} must be set")
+            return default  # defaults are given already parsed
+        try:
+            return self.parse_value(raw, cast)
+        except BadValue as exc:
+            raise ImproperlyConfigured(f"{var} must be {exc.expected}, not {exc.value!r}") from None
 
 
-def env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    return int(raw) if raw else default
+# ---------------------------------------------------------------------------------------------
+# Casts: each takes the stripped, non-empty text and returns the value or raises BadValue.
 
 
-def env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+def boolean(value: str) -> bool:
+    word = value.lower()
+    if word in {"true", "1", "yes", "on"}:
+        return True
+    if word in {"false", "0", "no", "off"}:
+        return False
+    raise BadValue("true or false (also 1/0, yes/no, on/off)", value)
 
 
-def data_dir() -> Path:
-    path = Path(env_str("TUKTUK_DATA_DIR", "var")).expanduser().resolve()
-    path.mkdir(parents=True, exist_ok=True)
+def integer(*, minimum: int) -> Callable[[str], int]:
+    def cast(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise BadValue("an integer", value) from None
+        if number < minimum:
+            raise BadValue(f"an integer of at least {minimum}", value)
+        return number
+
+    return cast
+
+
+def positive_number(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise BadValue("a number", value) from None
+    if not math.isfinite(number) or number <= 0:
+        raise BadValue("a number more than 0", value)
+    return number
+
+
+def positive_amount(value: str) -> Decimal:
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:
+        raise BadValue("an amount (e.g. 250000)", value) from None
+    if not amount.is_finite() or amount <= 0:
+        raise BadValue("an amount more than 0", value)
+    return amount
+
+
+def comma_list(item: Callable[[str], T] = str) -> Callable[[str], list[T]]:
+    """Comma-separated items, each stripped; blank items are dropped."""
+
+    def cast(value: str) -> list[T]:
+        return [item(part.strip()) for part in value.split(",") if part.strip()]
+
+    return cast
+
+
+def ip_network(value: str) -> str:
+    """An IP address or CIDR network, kept as written (the callback views parse it)."""
+    try:
+        # strict=False, as the callback views read it: 196.201.214.7/24 is that /24.
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise BadValue("a comma-separated list of IP addresses or networks (CIDR)", value) from None
+    return value
+
+
+def email_address(value: str) -> str:
+    try:
+        validate_email(value)
+    except ValidationError:
+        raise BadValue("a comma-separated list of email addresses", value) from None
+    return value
+
+
+def time_zone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise BadValue("a time zone name like Africa/Nairobi", value) from None
+    return value
+
+
+def log_level(value: str) -> str:
+    if value.upper() not in LOG_LEVELS:
+        raise BadValue("one of " + ", ".join(LOG_LEVELS), value)
+    return value.upper()
+
+
+def url_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise BadValue("a path starting with /", value)
+    return value
+
+
+def http_url(value: str) -> str:
+    """An http(s) base URL, without the trailing slash (paths are appended to it)."""
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # a malformed [IPv6] host
+        raise BadValue("an http:// or https:// URL", value) from None
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise BadValue("an http:// or https:// URL", value)
+    return value.rstrip("/")
+
+
+def url_for_messages(url: str) -> str:
+    """The URL for an error message, with its password, or what may be one, masked.
+
+    Works on the text, not on urllib's fields, so a malformed URL is masked too: the
+    password (user:***@), a port that is not a number (postgres://user:secret/db forgot
+    the @host) and the query (?password=...).
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        scheme, rest = "", url
+    userinfo, at, rest = rest.rpartition("@")
+    if at and ":" in userinfo:
+        userinfo = userinfo.split(":", 1)[0] + ":***"
+    rest, question, _ = rest.partition("?")
+    netloc, slash, path = rest.partition("/")
+    host, colon, port = netloc.rpartition(":")
+    if colon and not netloc.endswith("]") and not port.isdigit():
+        netloc = f"{host}:***"
+    return f"{scheme}{separator}{userinfo}{at}{netloc}{slash}{path}" + ("?…" if question else "")
+
+
+# ---------------------------------------------------------------------------------------------
+# The settings
+
+
+def data_dir(env: Env) -> Path:
+    path = Path(env.str("TUKTUK_DATA_DIR", default="var")).expanduser().resolve()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImproperlyConfigured(
+            f"TUKTUK_DATA_DIR: cannot create the directory {str(path)!r}: {exc.strerror or exc}"
+        ) from None
     return path
 
 
-def generated_secret(env_name: str, file_name: str) -> str:
-    """Return the secret from the environment, else from (or newly into) the data dir."""
-    value = env_str(env_name)
+def generated_secret(env: Env, env_name: str, path: Path) -> str:
+    """Return the secret from the environment, else from (or newly into) the file at path."""
+    value: str = env.str(env_name, default="")
     if value:
         return value
-    path = data_dir() / file_name
     try:
         return path.read_text().strip()
     except FileNotFoundError:
@@ -62,15 +250,32 @@ def generated_secret(env_name: str, file_name: str) -> str:
     return value
 
 
-def database_config() -> dict[str, Any]:
-    default_url = f"sqlite:///{data_dir() / 'tuktuk.sqlite3'}"
-    url = env_str("TUKTUK_DATABASE_URL", default_url)
-    config: dict[str, Any] = dj_database_url.parse(
-        url, conn_max_age=env_int("TUKTUK_DB_CONN_MAX_AGE", 60)
-    )
+def database_config(env: Env, data_dir: Path) -> dict[str, Any]:
+    url: str = env.str("TUKTUK_DATABASE_URL", default=f"sqlite:///{data_dir / 'tuktuk.sqlite3'}")
+    scheme = url.partition("://")[0]
+    if scheme not in DATABASE_SCHEMES:
+        # Checked first: django-environ warns with the whole parsed config (password included)
+        # about a scheme it does not know.
+        raise ImproperlyConfigured(
+            "TUKTUK_DATABASE_URL must be a sqlite://, postgres:// or mysql:// URL, "
+            f"not {url_for_messages(url)!r}"
+        )
+    try:
+        config: dict[str, Any] = env.db_url_config(url)
+    except ValueError:  # the port is not a number (the message would show it: a password?)
+        raise ImproperlyConfigured(
+            "TUKTUK_DATABASE_URL is not a valid database URL (the port must be a number): "
+            f"{url_for_messages(url)!r}"
+        ) from None
+    # django-environ leaves a percent-encoded socket directory as the host encoded
+    # (postgres://user@%2Frun%2Fpostgresql/tuktuk); dj-database-url, used before, decoded it.
+    config["HOST"] = unquote(str(config.get("HOST", "")))
+    config["CONN_MAX_AGE"] = env("TUKTUK_DB_CONN_MAX_AGE", cast=integer(minimum=0), default=60)
     engine = config["ENGINE"]
     options: dict[str, Any] = config.setdefault("OPTIONS", {})
-    if engine == "django.db.backends.sqlite3":
+    test_name: str = env.str("TUKTUK_TEST_DATABASE_NAME", default="")
+    prepared = env("TUKTUK_DB_PREPARED", cast=boolean, default=True)  # read (checked) everywhere
+    if engine == SQLITE:
         # BEGIN IMMEDIATE takes the write lock when a transaction starts, so concurrent
         # postings queue on the busy timeout instead of failing with "database is locked"
         # when a reader tries to upgrade to a writer.
@@ -78,39 +283,130 @@ def database_config() -> dict[str, Any]:
         options.setdefault("timeout", 30)
         options.setdefault("init_command", "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;")
         config["CONN_MAX_AGE"] = 0
-        test_name = env_str("TUKTUK_TEST_DATABASE_NAME")
         # A file, not ":memory:", so a live server in another process sees the test data.
-        config["TEST"] = {"NAME": test_name or str(data_dir() / "test.sqlite3")}
-    elif engine == "django.db.backends.postgresql" and env_bool("TUKTUK_DB_PREPARED", True):
+        config["TEST"] = {"NAME": test_name or str(data_dir / "test.sqlite3")}
+    elif engine == POSTGRESQL and prepared:
         # Server-side binding + prepared statements: the hot path repeats the same dozen
         # statements, and preparing them saves PostgreSQL about a third of its CPU per
         # confirmation (bench/results-c2b.md). Turn off behind PgBouncer in transaction mode.
         options.setdefault("server_side_binding", True)
         options.setdefault("prepare_threshold", 2)
-    elif engine == "django.db.backends.mysql":
+    elif engine == MYSQL:
         options.setdefault("charset", "utf8mb4")
         options.setdefault("isolation_level", "read committed")
         options.setdefault("init_command", "SET sql_mode='STRICT_TRANS_TABLES'")
         config["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
-    if env_str("TUKTUK_TEST_DATABASE_NAME") and engine != "django.db.backends.sqlite3":
-        config["TEST"] = {**config.get("TEST", {}), "NAME": env_str("TUKTUK_TEST_DATABASE_NAME")}
+    if test_name and engine != SQLITE:
+        config["TEST"] = {**config.get("TEST", {}), "NAME": test_name}
     return config
 
 
-def email_config(url: str) -> dict[str, Any]:
-    """Django EMAIL_* settings from one URL; no URL means emails go to the log (console)."""
+def email_config(env: Env) -> dict[str, Any]:
+    """Django EMAIL_* settings from TUKTUK_EMAIL_URL; no URL means emails go to the log.
+
+    django-environ's email_url_config cannot express our schemes: it reads smtps:// as STARTTLS
+    (EMAIL_USE_TLS) and leaves the port unset, where ours are smtp:// (plain, port 25),
+    smtp+tls:// (STARTTLS, port 25) and smtps:// (TLS from the first byte, port 465). So it
+    only takes the URL apart; the scheme's meaning and the defaults are ours.
+    """
+    url: str = env.str("TUKTUK_EMAIL_URL", default="")
     if not url:
         return {"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}
-    parts = urlsplit(url)
-    if parts.scheme not in {"smtp", "smtp+tls", "smtps"}:
-        raise ValueError("TUKTUK_EMAIL_URL must start with smtp://, smtp+tls:// or smtps://")
+    scheme = url.partition("://")[0]
+    if scheme not in EMAIL_SCHEMES:
+        raise ImproperlyConfigured(
+            "TUKTUK_EMAIL_URL must start with smtp://, smtp+tls:// or smtps://, "
+            f"not {url_for_messages(url)!r}"
+        )
+    try:
+        parts = env.email_url_config(url)
+    except ValueError:  # the port is not a number (the message would show it: a password?)
+        raise ImproperlyConfigured(
+            "TUKTUK_EMAIL_URL is not a valid URL (the port must be a number): "
+            f"{url_for_messages(url)!r}"
+        ) from None
     return {
         "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
-        "EMAIL_HOST": parts.hostname or "localhost",
-        "EMAIL_PORT": parts.port or (465 if parts.scheme == "smtps" else 25),
-        "EMAIL_HOST_USER": unquote(parts.username or ""),
-        "EMAIL_HOST_PASSWORD": unquote(parts.password or ""),
-        "EMAIL_USE_TLS": parts.scheme == "smtp+tls",
-        "EMAIL_USE_SSL": parts.scheme == "smtps",
+        "EMAIL_HOST": parts["EMAIL_HOST"] or "localhost",
+        "EMAIL_PORT": parts["EMAIL_PORT"] or (465 if scheme == "smtps" else 25),
+        "EMAIL_HOST_USER": parts["EMAIL_HOST_USER"] or "",
+        "EMAIL_HOST_PASSWORD": parts["EMAIL_HOST_PASSWORD"] or "",
+        "EMAIL_USE_TLS": scheme == "smtp+tls",
+        "EMAIL_USE_SSL": scheme == "smtps",
         "EMAIL_TIMEOUT": 15,
+    }
+
+
+def read_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The Django settings read from the environment (os.environ unless a mapping is given)."""
+    env = Env(os.environ if environ is None else environ)
+    directory = data_dir(env)
+    return {
+        "DATA_DIR": directory,
+        "SECRET_KEY": generated_secret(env, "TUKTUK_SECRET_KEY", directory / "secret_key"),
+        "DEBUG": env("TUKTUK_DEBUG", cast=boolean, default=False),
+        "ALLOWED_HOSTS": env(
+            "TUKTUK_ALLOWED_HOSTS", cast=comma_list(), default=["localhost", "127.0.0.1", "[::1]"]
+        ),
+        "CSRF_TRUSTED_ORIGINS": env("TUKTUK_CSRF_TRUSTED_ORIGINS", cast=comma_list(), default=[]),
+        "DATABASES": {"default": database_config(env, directory)},
+        "TIME_ZONE": env("TUKTUK_TIME_ZONE", cast=time_zone, default="Africa/Nairobi"),
+        # Daraja posts a few hundred bytes; anything far larger is refused before it is parsed.
+        "DATA_UPLOAD_MAX_MEMORY_SIZE": env(
+            "TUKTUK_MAX_BODY_BYTES", cast=integer(minimum=1), default=64 * 1024
+        ),
+        # C2B callbacks. Safaricom does not sign callbacks: the secret path token and an
+        # optional IP allowlist are the only ways to tell its calls from forgeries.
+        "CALLBACK_TOKEN": generated_secret(
+            env, "TUKTUK_CALLBACK_TOKEN", directory / "callback_token"
+        ),
+        "CALLBACK_ALLOWED_IPS": env(
+            "TUKTUK_CALLBACK_ALLOWED_IPS", cast=comma_list(ip_network), default=[]
+        ),
+        "CALLBACK_TRUST_FORWARDED_FOR": env(
+            "TUKTUK_TRUST_X_FORWARDED_FOR", cast=boolean, default=False
+        ),
+        "MAX_PAYMENT_AMOUNT": env(
+            "TUKTUK_MAX_PAYMENT_AMOUNT", cast=positive_amount, default=Decimal("250000")
+        ),
+        "POSTING_MAX_ATTEMPTS": env(
+            "TUKTUK_POSTING_MAX_ATTEMPTS", cast=integer(minimum=1), default=8
+        ),
+        # Daraja (M-Pesa) credentials come from the environment only: never stored, never
+        # logged.
+        "MPESA_BASE_URL": env(
+            "TUKTUK_MPESA_BASE_URL", cast=http_url, default="https://sandbox.safaricom.co.ke"
+        ),
+        "MPESA_CONSUMER_KEY": env.str("TUKTUK_MPESA_CONSUMER_KEY", default=""),
+        "MPESA_CONSUMER_SECRET": env.str("TUKTUK_MPESA_CONSUMER_SECRET", default=""),
+        "MPESA_SHORTCODE": env.str("TUKTUK_MPESA_SHORTCODE", default=""),
+        "MPESA_INITIATOR_NAME": env.str("TUKTUK_MPESA_INITIATOR_NAME", default=""),
+        "MPESA_SECURITY_CREDENTIAL": env.str("TUKTUK_MPESA_SECURITY_CREDENTIAL", default=""),
+        "MPESA_B2C_PATH": env(
+            "TUKTUK_MPESA_B2C_PATH", cast=url_path, default="/mpesa/b2c/v3/paymentrequest"
+        ),
+        "MPESA_TIMEOUT_SECONDS": env(
+            "TUKTUK_MPESA_TIMEOUT_SECONDS", cast=positive_number, default=15.0
+        ),
+        # Where Safaricom reaches us (for ResultURL / QueueTimeOutURL).
+        "PUBLIC_URL": env("TUKTUK_PUBLIC_URL", cast=http_url, default="http://127.0.0.1:8000"),
+        "PAYOUT_MAX_ATTEMPTS": env(
+            "TUKTUK_PAYOUT_MAX_ATTEMPTS", cast=integer(minimum=1), default=5
+        ),
+        "PAYOUT_BATCH_SIZE": env("TUKTUK_PAYOUT_BATCH_SIZE", cast=integer(minimum=1), default=50),
+        # A claimed payout still "sending" after this long: its worker died mid-request.
+        "PAYOUT_SENDING_STALE_SECONDS": env(
+            "TUKTUK_PAYOUT_SENDING_STALE_SECONDS", cast=integer(minimum=1), default=120
+        ),
+        "PAYOUT_STATUS_QUERY": env("TUKTUK_MPESA_STATUS_QUERY", cast=boolean, default=True),
+        # Alerts.
+        "ALERT_EMAILS": env("TUKTUK_ALERT_EMAILS", cast=comma_list(email_address), default=[]),
+        "DEFAULT_FROM_EMAIL": env.str(
+            "TUKTUK_EMAIL_FROM", default="TukTuk Ledger <ledger@localhost>"
+        ),
+        **email_config(env),
+        "RECONCILE_EVERY_HOURS": env(
+            "TUKTUK_RECONCILE_EVERY_HOURS", cast=positive_number, default=4.0
+        ),
+        "LOG_LEVEL": env("TUKTUK_LOG_LEVEL", cast=log_level, default="INFO"),
     }

@@ -244,6 +244,16 @@ def test_required_fields_must_not_be_empty(db: None) -> None:
     ]
 
 
+def test_too_long_and_nul_characters(db: None) -> None:
+    name, vehicle = "x" * 121, "T" * 33
+    problems = rejected(csv_bytes(f"DRV-112001,{name},0712000001,{vehicle},TUK\x00001,,"))
+    assert problems == [
+        "line 2, column driver_name: longer than 120 characters",
+        "line 2, column vehicle_id: longer than 32 characters",
+        "line 2, column mpesa_account: contains a NUL character",
+    ]
+
+
 def test_every_problem_is_reported_in_line_order(seeded: None) -> None:
     problems = rejected(
         csv_bytes(

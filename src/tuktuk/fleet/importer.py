@@ -14,41 +14,22 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
+from tuktuk.fleet.forms import NOT_UTF8, FleetRowForm, undecodable_byte
 from tuktuk.fleet.models import Driver, Vehicle
-from tuktuk.fleet.phone import InvalidPhoneNumber, normalize_msisdn
-from tuktuk.fleet.services import driver_id_is_valid, driver_ids_next, driver_left_to_target_refresh
+from tuktuk.fleet.services import driver_ids_next, driver_left_to_target_refresh
 
-COLUMNS = (
-    "driver_id",
-    "driver_name",
-    "mpesa_number",
-    "vehicle_id",
-    "mpesa_account",
-    "daily_target",
-    "fare_percentage",
-)
-REQUIRED_COLUMNS = ("driver_name", "mpesa_number", "vehicle_id", "mpesa_account")
+# The form's fields are the columns, in the order the help and the problems list them.
+COLUMNS = tuple(FleetRowForm.base_fields)
+REQUIRED_COLUMNS = tuple(name for name, f in FleetRowForm.base_fields.items() if f.required)
 OVERRIDE_COLUMNS = ("daily_target", "fare_percentage")
-
-_MAX_LENGTH = {
-    "driver_name": Driver._meta.get_field("name").max_length,
-    "vehicle_id": Vehicle._meta.get_field("vehicle_id").max_length,
-    "mpesa_account": Vehicle._meta.get_field("mpesa_account").max_length,
-}
-# Plain amounts as operators type them: 3000, 3000.50, 3,000.50 (no exponents); a sign is
-# read only to say why a negative value is refused.
-_AMOUNT = re.compile(r"^-?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?$")
-# MoneyField(max_digits=14, decimal_places=2)
-_MAX_TARGET = Decimal("999999999999.99")
 _DELIMITERS = (",", ";", "\t")
 
 
@@ -81,21 +62,8 @@ class ImportRejected(Exception):
 
 @dataclass(frozen=True)
 class FleetRow:
-    """One valid data line, already normalised."""
-
-    line: int
-    driver_id: str | None
-    driver_name: str
-    mpesa_number: str
-    vehicle_id: str
-    mpesa_account: str
-    daily_target: Decimal | None
-    fare_percentage: Decimal | None
-
-
-@dataclass
-class LineValues:
-    """The cells of one data line that are valid so far, normalised."""
+    """One data line, normalised by FleetRowForm: the cells that are valid (every one of them
+    on a line without problems; a bad or empty optional cell is None)."""
 
     line: int
     driver_id: str | None = None
@@ -110,7 +78,7 @@ class LineValues:
 @dataclass
 class ParsedFleet:
     # Every data line, for checks that are worth making even on a line with other problems.
-    lines: list[LineValues]
+    lines: list[FleetRow]
     # The lines without any problem.
     rows: list[FleetRow]
     problems: list[Problem]
@@ -152,19 +120,8 @@ class ImportResult:
 # Reading and checking the file (no database)
 
 
-def _undecodable_byte(text: str) -> int | None:
-    """The first byte that was not UTF-8, kept by the surrogateescape error handler."""
-    for char in text:
-        if "\udc80" <= char <= "\udcff":
-            return ord(char) - 0xDC00
-    return None
-
-
 def _not_utf8(byte: int) -> str:
-    return (
-        f"not UTF-8 text (byte 0x{byte:02X}); save the spreadsheet as 'CSV UTF-8' and import "
-        "it again"
-    )
+    return NOT_UTF8 % {"byte": byte}
 
 
 def _delimiter(first_line: str) -> str:
@@ -174,129 +131,13 @@ def _delimiter(first_line: str) -> str:
     return best if counts[best] else ","
 
 
-def _phone_reason(raw: str, exc: InvalidPhoneNumber) -> str:
-    digits = re.sub(r"[\s\-().+]", "", raw)
-    if re.fullmatch(r"[17]\d{8}", digits):
-        return (
-            f"{raw!r} has 9 digits: the spreadsheet probably dropped the leading 0; format the "
-            "column as Text and type 07XXXXXXXX or 2547XXXXXXXX"
-        )
-    if re.fullmatch(r"\d+(\.\d+)?[eE]\+?\d+", digits):
-        return (
-            f"{raw!r} was turned into scientific notation by the spreadsheet; format the column "
-            "as Text and type the number again"
-        )
-    return str(exc)
-
-
-def _parse_amount(raw: str) -> Decimal | None:
-    text = raw.strip()
-    if not _AMOUNT.match(text):
-        return None
-    try:
-        return Decimal(text.replace(",", ""))
-    except InvalidOperation:
-        return None
-
-
-def _check_daily_target(raw: str) -> tuple[Decimal | None, str | None]:
-    if not raw.strip():
-        return None, None
-    value = _parse_amount(raw)
-    if value is None:
-        return None, f"{raw!r} is not an amount in shillings (e.g. 3000 or 2500.50)"
-    if value.as_tuple().exponent < -2:  # type: ignore[operator]
-        return None, f"{raw!r} has more than 2 decimal places"
-    if value <= 0:
-        return None, f"{raw!r} must be more than 0 (leave it empty to use the global target)"
-    if value > _MAX_TARGET:
-        return None, f"{raw!r} is too large"
-    return value.quantize(Decimal("0.01")), None
-
-
-def _check_fare_percentage(raw: str) -> tuple[Decimal | None, str | None]:
-    text = raw.strip().removesuffix("%").strip()
-    if not text:
-        return None, None
-    value = _parse_amount(text) if "," not in text else None
-    if value is None:
-        return None, f"{raw!r} is not a percentage (a number from 0 to 100, e.g. 50 or 52.5)"
-    if value.as_tuple().exponent < -2:  # type: ignore[operator]
-        return None, f"{raw!r} has more than 2 decimal places"
-    if not 0 <= value <= 100:
-        return None, f"{raw!r} is not between 0 and 100"
-    return value.quantize(Decimal("0.01")), None
-
-
-def _check_line(line: int, cells: dict[str, str]) -> tuple[LineValues, list[Problem]]:
-    """Check every cell on its own, so one bad cell does not hide the problems of the others."""
-    problems: list[Problem] = []
-    values = LineValues(line)
-
-    def bad(column: str, reason: str) -> None:
-        problems.append(Problem(line, column, reason))
-
-    usable: dict[str, str] = {}
-    for column, raw in cells.items():
-        byte = _undecodable_byte(raw)
-        if byte is not None:
-            bad(column, _not_utf8(byte))
-        else:
-            usable[column] = raw.strip()
-
-    for column in REQUIRED_COLUMNS:
-        if column in usable and not usable[column]:
-            bad(column, "required, but empty")
-    for column, limit in _MAX_LENGTH.items():
-        if limit is not None and len(usable.get(column, "")) > limit:
-            bad(column, f"longer than {limit} characters")
-            usable.pop(column)
-    if usable.get("driver_name"):
-        values.driver_name = " ".join(usable["driver_name"].split())
-    if usable.get("vehicle_id"):
-        values.vehicle_id = usable["vehicle_id"]
-    if usable.get("mpesa_account"):
-        values.mpesa_account = Vehicle.canonical_account(usable["mpesa_account"])
-
-    raw_id = usable.get("driver_id", "")
-    if raw_id and driver_id_is_valid(raw_id.upper()):
-        values.driver_id = raw_id.upper()
-    elif raw_id:
-        bad("driver_id", f"{raw_id!r} is not a driver id like DRV-112001")
-
-    raw_number = usable.get("mpesa_number", "")
-    if raw_number:
-        try:
-            number = normalize_msisdn(raw_number)
-        except InvalidPhoneNumber as exc:
-            bad("mpesa_number", _phone_reason(raw_number, exc))
-        else:
-            values.mpesa_number = number
-
-    if "daily_target" in usable:
-        values.daily_target, reason = _check_daily_target(usable["daily_target"])
-        if reason:
-            bad("daily_target", reason)
-    if "fare_percentage" in usable:
-        values.fare_percentage, reason = _check_fare_percentage(usable["fare_percentage"])
-        if reason:
-            bad("fare_percentage", reason)
-    return values, problems
-
-
-def _complete_row(values: LineValues) -> FleetRow:
-    assert values.driver_name and values.mpesa_number
-    assert values.vehicle_id and values.mpesa_account
-    return FleetRow(
-        line=values.line,
-        driver_id=values.driver_id,
-        driver_name=values.driver_name,
-        mpesa_number=values.mpesa_number,
-        vehicle_id=values.vehicle_id,
-        mpesa_account=values.mpesa_account,
-        daily_target=values.daily_target,
-        fare_percentage=values.fare_percentage,
-    )
+def _check_line(line: int, cells: dict[str, str]) -> tuple[FleetRow, list[Problem]]:
+    """Check the line with FleetRowForm: every cell on its own, so one bad cell does not hide
+    the problems of the others, and the valid cells are kept for the checks across lines."""
+    form = FleetRowForm(cells)
+    problems = [Problem(line, column, errors[0]) for column, errors in form.errors.items()]
+    values = {name: form.cleaned_data.get(name) for name in COLUMNS}
+    return FleetRow(line, **values), problems
 
 
 def _check_header(header: Sequence[str]) -> tuple[dict[int, str], list[Problem]]:
@@ -305,7 +146,7 @@ def _check_header(header: Sequence[str]) -> tuple[dict[int, str], list[Problem]]
     positions: dict[int, str] = {}
     seen: set[str] = set()
     for index, raw in enumerate(header):
-        byte = _undecodable_byte(raw)
+        byte = undecodable_byte(raw)
         if byte is not None:
             problems.append(Problem(1, f"#{index + 1}", _not_utf8(byte)))
             continue
@@ -331,7 +172,7 @@ def _check_header(header: Sequence[str]) -> tuple[dict[int, str], list[Problem]]
     return positions, problems
 
 
-def _find_duplicates(rows: list[LineValues]) -> list[Problem]:
+def _find_duplicates(rows: list[FleetRow]) -> list[Problem]:
     problems: list[Problem] = []
     keys = {
         "driver_id": lambda row: row.driver_id,
@@ -395,7 +236,7 @@ def fleet_csv_parse(*, data: bytes) -> ParsedFleet:
     reader = csv.reader(
         io.StringIO(text, newline=""), delimiter=_delimiter(text.partition("\n")[0])
     )
-    lines: list[LineValues] = []
+    lines: list[FleetRow] = []
     problems: list[Problem] = []
     try:
         header = next(reader)
@@ -430,7 +271,7 @@ def fleet_csv_parse(*, data: bytes) -> ParsedFleet:
         problems.append(Problem(2, None, "no drivers: the file has a header row but no data lines"))
     problems.extend(_find_duplicates(lines))
     bad_lines = {problem.line for problem in problems}
-    rows = [_complete_row(values) for values in lines if values.line not in bad_lines]
+    rows = [values for values in lines if values.line not in bad_lines]
     present = frozenset(name for name in positions.values() if name in OVERRIDE_COLUMNS)
     return ParsedFleet(lines, rows, problems, present)
 
@@ -450,7 +291,7 @@ class _Plan:
 
 
 def _match_vehicles(
-    lines: list[LineValues], vehicles: list[Vehicle]
+    lines: list[FleetRow], vehicles: list[Vehicle]
 ) -> tuple[dict[int, Vehicle | None], list[Problem]]:
     problems: list[Problem] = []
     exact = {vehicle.vehicle_id: vehicle for vehicle in vehicles}
