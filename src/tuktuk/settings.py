@@ -22,7 +22,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    # Our layers, lowest first; each imports only those above it in this list.
+    # Our layers, lowest first: each imports only those listed before it (import-linter).
     "tuktuk.core",
     "tuktuk.fleet",
     "tuktuk.ledger",
