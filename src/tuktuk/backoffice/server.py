@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
+
+from gunicorn.glogging import Logger as GunicornLogger
+
+from tuktuk.core.logs import redact
 
 
 def gunicorn_command(
@@ -35,8 +40,19 @@ def gunicorn_command(
         "--error-logfile",
         "-",
         "--logger-class",
-        "tuktuk.core.logs.RedactingGunicornLogger",
+        "tuktuk.backoffice.server.RedactingGunicornLogger",
     ]
     if access_log:
         command += ["--access-logfile", "-"]
     return command
+
+
+class RedactingGunicornLogger(GunicornLogger):
+    """gunicorn's logger with the callback token taken out of access-log request lines."""
+
+    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
+        atoms = super().atoms(resp, req, environ, request_time)
+        for key in ("r", "U"):
+            if isinstance(atoms.get(key), str):
+                atoms[key] = redact(atoms[key])
+        return atoms

@@ -8,8 +8,6 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from gunicorn.glogging import Logger as GunicornLogger
-
 # The callback URLs carry the secret token in their path (/c2b/<token>/confirmation): it must
 # never reach a log line, whoever writes it (gunicorn's access log, Django's request warnings).
 _CALLBACK_PATH = re.compile(r"/(c2b|b2c)/[^/\s\"'>]+/")
@@ -36,14 +34,3 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
         return redact(json.dumps(payload, default=str, ensure_ascii=False))
-
-
-class RedactingGunicornLogger(GunicornLogger):
-    """gunicorn's logger with the callback token taken out of access-log request lines."""
-
-    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
-        atoms = super().atoms(resp, req, environ, request_time)
-        for key in ("r", "U"):
-            if isinstance(atoms.get(key), str):
-                atoms[key] = redact(atoms[key])
-        return atoms
