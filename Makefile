@@ -22,15 +22,20 @@ run: install
 	$(BIN)/tuktuk demo
 	$(BIN)/tuktuk serve --host $(HOST) --port $(PORT)
 
-# ruff (lint + format check), then pytest on SQLite, PostgreSQL and MariaDB.
+# ruff (lint + format check), import-linter (the layers), mypy, then pytest on SQLite,
+# PostgreSQL and MariaDB.
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python tools/run_tests.py
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 format: install
 	$(BIN)/ruff check --fix .

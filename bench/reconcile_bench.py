@@ -53,9 +53,9 @@ def main() -> int:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    from tuktuk.backoffice.legacy import reconcile_all_drivers_balances
     from tuktuk.fleet.models import FleetSettings
     from tuktuk.ledger.day_close import current_business_day
-    from tuktuk.ledger.reconciliation import reconcile_all_drivers_balances
 
     today = current_business_day(FleetSettings.load())
     started = time.perf_counter()

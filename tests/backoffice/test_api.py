@@ -25,12 +25,12 @@ from tests.support import live_server
 from tests.support.factories import make_driver, pay
 from tests.support.live_server import LiveServer, free_port, live_server_process
 from tuktuk.backoffice import api as api_module
+from tuktuk.backoffice import legacy as reconciliation
 from tuktuk.backoffice.api_auth import api_token_create, api_tokens_revoke
 from tuktuk.backoffice.models import ApiToken
 from tuktuk.core import events
 from tuktuk.core.models import Event
 from tuktuk.fleet.models import Driver
-from tuktuk.ledger import reconciliation
 from tuktuk.ledger.models import BalanceCorrection
 
 API = "/api/v1"

@@ -20,7 +20,7 @@ from tests.support.clock import nairobi
 from tests.support.factories import make_driver, pay
 from tuktuk.backoffice.api_auth import api_token_create
 from tuktuk.fleet.models import Driver
-from tuktuk.ledger.statements import CSV_HEADER
+from tuktuk.ledger.statement_csv import CSV_HEADER
 
 pytestmark = pytest.mark.django_db(transaction=True)
 API = "/api/v1"

@@ -14,12 +14,12 @@ from django.db import connections
 from tests.support.clock import nairobi
 from tests.support.factories import make_driver, pay
 from tests.support.invariants import assert_invariants
+from tuktuk.backoffice.legacy import reconcile_all_drivers_balances
 from tuktuk.core.models import Event
 from tuktuk.fleet.models import Driver, FleetSettings, Override
 from tuktuk.ledger.business_day import business_day_of, day_close_moment, within_operating_hours
 from tuktuk.ledger.day_close import day_close_run, days_due
 from tuktuk.ledger.models import DayClose, EntryKind, LedgerEntry
-from tuktuk.ledger.reconciliation import reconcile_all_drivers_balances
 from tuktuk.payouts.models import Payout, PayoutKind
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -205,8 +205,8 @@ def test_closed_days_and_corrections_refuse_update_even_around_the_orm() -> None
     from django.db import connection, transaction
 
     from tests.support.factories import edit_balance_by_sql
+    from tuktuk.backoffice.legacy import fix_driver_balance
     from tuktuk.ledger.models import BalanceCorrection
-    from tuktuk.ledger.reconciliation import fix_driver_balance
 
     with time_machine.travel(nairobi(2026, 3, 10), tick=False):
         driver = make_driver(1)

@@ -15,8 +15,9 @@ from django.test import Client
 from tests.support.c2b import confirmation_payload
 from tests.support.factories import make_driver, pay
 from tests.support.invariants import assert_invariants
+from tuktuk.core.errors import InvalidInput, OperatorError
 from tuktuk.core.models import Event
-from tuktuk.ledger.adjustments import OperatorInputError, adjustment_add
+from tuktuk.ledger.adjustments import adjustment_add
 from tuktuk.ledger.missed import missed_payment_record
 from tuktuk.ledger.models import (
     Adjustment,
@@ -64,7 +65,7 @@ def test_adjustment_is_a_debt_that_never_touches_the_target_balance() -> None:
 )
 def test_adjustment_bad_input(driver_id: str, amount: str, reason: str, message: str) -> None:
     make_driver(1)
-    with pytest.raises(OperatorInputError, match=message):
+    with pytest.raises(OperatorError, match=message):
         adjustment_add(driver_id=driver_id, amount=amount, reason=reason, actor="m")
     assert not Adjustment.objects.exists() and not Transaction.objects.exists()
 
@@ -150,11 +151,11 @@ def test_send_share_and_deposit_share() -> None:
     assert deposited.assigned_at is not None
     driver.refresh_from_db()
     assert driver.current_balance == Decimal("450.00")
-    with pytest.raises(OperatorInputError, match="not an unassigned"):
+    with pytest.raises(InvalidInput, match="not an unassigned"):
         uncaptured_assign(
             trans_id="UC2", driver_id="DRV-112001", mode=SEND_SHARE, reason="again", actor="m"
         )
-    with pytest.raises(OperatorInputError, match="no payment"):
+    with pytest.raises(InvalidInput, match="no payment"):
         uncaptured_assign(
             trans_id="NOPE", driver_id="DRV-112001", mode=SEND_SHARE, reason="x", actor="m"
         )
@@ -175,7 +176,7 @@ def test_assigning_twice_concurrently_exactly_one_wins() -> None:
                 trans_id="UC3", driver_id=driver_id, mode=SEND_SHARE, reason="race", actor=driver_id
             )
             outcomes.append("won")
-        except OperatorInputError:
+        except InvalidInput:
             outcomes.append("refused")
         finally:
             connections.close_all()
@@ -286,7 +287,7 @@ def test_missed_payment_goes_through_the_posting_path_and_the_late_webhook_is_a_
 )
 def test_missed_payment_bad_input(changes: dict[str, str], message: str) -> None:
     make_driver(1)
-    with pytest.raises(OperatorInputError, match=message):
+    with pytest.raises(InvalidInput, match=message):
         missed(**changes)
     assert not Transaction.objects.exists() and not MissedPayment.objects.exists()
 
@@ -294,7 +295,7 @@ def test_missed_payment_bad_input(changes: dict[str, str], message: str) -> None
 def test_missed_payment_with_a_used_trans_id_is_refused() -> None:
     make_driver(1)
     pay("TL176BJ1M4", "100")
-    with pytest.raises(OperatorInputError, match="already used"):
+    with pytest.raises(InvalidInput, match="already used"):
         missed(trans_id="TL176BJ1M4")
 
 

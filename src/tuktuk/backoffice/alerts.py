@@ -8,8 +8,10 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 
+from tuktuk.backoffice.legacy import mass_row_message
 from tuktuk.core.money import format_ksh
 from tuktuk.fleet.models import FleetSettings
+from tuktuk.ledger.reconciliation import MassReconciliation
 
 logger = logging.getLogger(__name__)
 
@@ -19,24 +21,27 @@ def alert_recipients() -> list[str]:
     return list(dict.fromkeys([*settings.ALERT_EMAILS, *extra]))
 
 
-def discrepancy_alert_send(*, result: dict[str, Any]) -> bool:
+def discrepancy_alert_send(*, result: MassReconciliation) -> bool:
     """One email with the counts and amounts of a reconciliation that found discrepancies."""
     recipients = alert_recipients()
-    broken = result["drivers_with_discrepancies"]
+    broken = len(result.rows)
     if not broken or not recipients:
         return False
     lines = [
         "Balance check found discrepancies:",
         "",
-        f"- Total drivers: {result['total_drivers']}",
+        f"- Total drivers: {len(result.snapshots)}",
         f"- Drivers with issues: {broken}",
-        f"- Total discrepancy: {format_ksh(result['total_discrepancy_amount'])} KSH",
-        f"- Fixed automatically: {result.get('drivers_fixed', 0)}",
-        f"- Needing review (above {format_ksh(result['review_threshold'])} KSH): "
-        f"{result.get('drivers_needing_review', 0)}",
+        f"- Total discrepancy: {format_ksh(result.total_discrepancy_amount)} KSH",
+        f"- Fixed automatically: {result.drivers_fixed}",
+        f"- Needing review (above {format_ksh(result.review_threshold)} KSH): "
+        f"{result.drivers_needing_review}",
         "",
     ]
-    lines += [f"  {r['driver_name']} {r['driver']}: {r['message']}" for r in result["results"]]
+    lines += [
+        f"  {row.snapshot.driver_id} {row.snapshot.name}: {mass_row_message(row)}"
+        for row in result.rows
+    ]
     lines += ["", "Please review and fix using the reconciliation tools."]
     message = EmailMessage(
         subject=f"⚠️ Balance Discrepancies Detected - {broken} Drivers",

@@ -8,7 +8,6 @@ sums amounts gets the ledger's answer. Every endpoint but /health needs a bearer
 from __future__ import annotations
 
 import datetime as dt
-import re
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -22,19 +21,19 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, 
 import tuktuk
 from tuktuk.backoffice import selectors
 from tuktuk.backoffice.api_auth import BearerTokenAuth
-from tuktuk.core import jsonutil
-from tuktuk.ledger.reconciliation import (
-    DriverNotFound,
+from tuktuk.backoffice.errors import error_shape
+from tuktuk.backoffice.legacy import (
     fix_driver_balance,
     reconcile_all_drivers_balances,
     reconcile_driver_balance,
 )
-from tuktuk.ledger.statements import (
-    StatementError,
-    driver_statement,
-    duplicates_report,
-    statement_csv,
-)
+from tuktuk.backoffice.responses import statement_csv_response
+from tuktuk.core import jsonutil
+from tuktuk.core.dates import day_parse
+from tuktuk.core.errors import OperatorError
+from tuktuk.fleet.selectors import driver_get
+from tuktuk.ledger.statement import driver_statement
+from tuktuk.mpesa.selectors import duplicates_report
 
 FIX_PERMISSION = "ledger.add_balancecorrection"
 
@@ -51,20 +50,15 @@ Money = Annotated[
     Decimal, WithJsonSchema({"type": "number", "description": "KSH, exact to the cent"})
 ]
 
-_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # not \d: it matches any script's digits
-
 
 def _iso_day(value: object) -> object:
     # Pydantic's lax date parsing would read "1733529600" as a Unix time and "20251207" as
-    # something else again; a business day is only ever written YYYY-MM-DD.
+    # something else again; a business day is only ever written YYYY-MM-DD (core.dates).
     if value is None or isinstance(value, dt.date):
         return value
-    if not isinstance(value, str) or not _ISO_DAY.fullmatch(value.strip()):
+    if not isinstance(value, str):
         raise ValueError(f"date must be a day written YYYY-MM-DD, not {value!r}")
-    try:
-        return dt.date.fromisoformat(value.strip())
-    except ValueError as exc:
-        raise ValueError(f"{value!r} is not a real day ({exc})") from exc
+    return day_parse(value)
 
 
 BusinessDay = Annotated[
@@ -346,6 +340,11 @@ api = NinjaAPI(
 )
 
 
+@api.exception_handler(OperatorError)
+def _operator_error(request: HttpRequest, exc: OperatorError) -> HttpResponse:
+    return api.create_response(request, {"detail": str(exc)}, status=error_shape(exc).http_status)
+
+
 @api.exception_handler(AuthenticationError)
 def _unauthorized(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
     response = api.create_response(
@@ -375,10 +374,8 @@ def _refused(request: HttpRequest, exc: SuspiciousOperation) -> HttpResponse:
 
 
 def _driver_id_or_404(driver_id: str) -> str:
-    canonical = selectors.driver_id_existing(driver_id=driver_id)
-    if canonical is None:
-        raise HttpError(404, f"no driver {driver_id!r}")
-    return canonical
+    """Ids only in URLs (NotFound → 404 by the one error mapping)."""
+    return driver_get(ref=driver_id).driver_id
 
 
 def _require_fix_permission(request: HttpRequest) -> None:
@@ -430,12 +427,7 @@ def driver_reconciliation(
     """The driver's cached balance against the ledger for a business day (default: the open
     day). Changes no balance; a discrepancy is recorded in the event log."""
     canonical = _driver_id_or_404(driver_id)
-    try:
-        return reconcile_driver_balance(canonical, date)
-    except DriverNotFound as exc:
-        raise HttpError(404, str(exc)) from exc
-    except ValueError as exc:
-        raise HttpError(400, str(exc)) from exc
+    return reconcile_driver_balance(canonical, date)
 
 
 @api.post(
@@ -456,18 +448,13 @@ def driver_fix_balance(
     if body.auto_fix and not body.reason.strip():
         # Checked here too, so a refused fix leaves not even an event behind.
         raise HttpError(400, "a reason is required to fix a balance")
-    try:
-        return fix_driver_balance(
-            canonical,
-            date=body.date,
-            auto_fix=body.auto_fix,
-            reason=body.reason,
-            actor=_actor(request),
-        )
-    except DriverNotFound as exc:
-        raise HttpError(404, str(exc)) from exc
-    except ValueError as exc:
-        raise HttpError(400, str(exc)) from exc
+    return fix_driver_balance(
+        canonical,
+        date=body.date,
+        auto_fix=body.auto_fix,
+        reason=body.reason,
+        actor=_actor(request),
+    )
 
 
 @api.post(
@@ -483,12 +470,9 @@ def reconciliation_run(request: HttpRequest, body: ReconcileAllIn | None = None)
         _require_fix_permission(request)
         if not body.reason.strip():
             raise HttpError(400, "a reason is required to fix balances")
-    try:
-        return reconcile_all_drivers_balances(
-            date=body.date, auto_fix=body.auto_fix, reason=body.reason, actor=_actor(request)
-        )
-    except ValueError as exc:
-        raise HttpError(400, str(exc)) from exc
+    return reconcile_all_drivers_balances(
+        date=body.date, auto_fix=body.auto_fix, reason=body.reason, actor=_actor(request)
+    )
 
 
 @api.get("/events", response=EventPage, tags=["events"])
@@ -523,16 +507,9 @@ def driver_statement_view(
     per-day opening, movements and closing, totals, transactions and ledger entries.
     `format=csv` returns the same as a spreadsheet file."""
     canonical = _driver_id_or_404(driver_id)
-    try:
-        statement = driver_statement(driver_id=canonical, date_from=date_from, date_to=date_to)
-    except DriverNotFound as exc:
-        raise HttpError(404, str(exc)) from exc
-    except StatementError as exc:
-        raise HttpError(400, str(exc)) from exc
+    statement = driver_statement(driver_id=canonical, date_from=date_from, date_to=date_to)
     if output == "csv":
-        response = HttpResponse(statement_csv(statement), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="{statement.csv_filename}"'
-        return response
+        return statement_csv_response(statement)
     return statement.as_dict()
 
 
@@ -549,7 +526,4 @@ def duplicates_view(
 ) -> Any:
     """TransIDs whose C2B confirmation was delivered more than once, first delivered in business
     days from..to (default: the last 7), with every delivery's time and state."""
-    try:
-        return duplicates_report(date_from=date_from, date_to=date_to).as_dict()
-    except StatementError as exc:
-        raise HttpError(400, str(exc)) from exc
+    return duplicates_report(date_from=date_from, date_to=date_to).as_dict()

@@ -8,8 +8,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from tuktuk.backoffice.roles import NotAllowed, operator
-from tuktuk.ledger.adjustments import OperatorInputError
+from tuktuk.backoffice.errors import error_shape
+from tuktuk.backoffice.roles import operator
+from tuktuk.core.errors import NotAllowed, OperatorError
 
 
 class OperatorCommand(BaseCommand):
@@ -26,10 +27,10 @@ class OperatorCommand(BaseCommand):
         try:
             return operator(options["user"], permission)
         except NotAllowed as exc:
-            raise CommandError(str(exc)) from exc
+            raise CommandError(str(exc), returncode=error_shape(exc).cli_exit) from exc
 
     def execute(self, *args: Any, **options: Any) -> Any:
         try:
             return super().execute(*args, **options)
-        except (OperatorInputError, NotAllowed) as exc:
-            raise CommandError(str(exc)) from exc
+        except OperatorError as exc:
+            raise CommandError(str(exc), returncode=error_shape(exc).cli_exit) from exc

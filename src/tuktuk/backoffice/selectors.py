@@ -10,6 +10,7 @@ from django.db.models import F, QuerySet
 
 from tuktuk.core.models import Event
 from tuktuk.fleet.models import Driver
+from tuktuk.fleet.selectors import driver_id_canonical
 
 DRIVER_FIELDS = (
     "driver_id",
@@ -49,17 +50,6 @@ def _driver_dict(row: dict[str, Any]) -> dict[str, Any]:
     row["vehicle_id"] = row.pop("vehicle_code")
     row["mpesa_account"] = row.pop("account")
     return {field: row[field] for field in DRIVER_FIELDS}
-
-
-def driver_id_canonical(driver_id: str) -> str:
-    return driver_id.strip().upper()
-
-
-def driver_id_existing(*, driver_id: str) -> str | None:
-    """The canonical id of an existing driver, or None. Only ids: the legacy services also
-    accept a name, but a URL that names a resource must not match two ways."""
-    canonical = driver_id_canonical(driver_id)
-    return canonical if Driver.objects.filter(driver_id=canonical).exists() else None
 
 
 def driver_list(*, limit: int, offset: int) -> Page:

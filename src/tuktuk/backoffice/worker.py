@@ -19,7 +19,7 @@ from tuktuk.backoffice.schedule import schedule_claim
 from tuktuk.core import events
 from tuktuk.fleet.models import FleetSettings
 from tuktuk.ledger.day_close import day_close_run, days_due
-from tuktuk.ledger.reconciliation import reconcile_all_drivers_balances
+from tuktuk.ledger.reconciliation import drivers_balance_reconcile
 from tuktuk.mpesa import daraja
 from tuktuk.mpesa.callbacks import callbacks_replay
 from tuktuk.payouts.services import payouts_failed_unalerted, payouts_work
@@ -61,13 +61,13 @@ def _payouts(state: WorkerState) -> dict[str, Any]:
 
 
 def _reconcile_and_alert(*, why: str) -> dict[str, Any]:
-    result = reconcile_all_drivers_balances(auto_fix=False)
-    summary = {
+    result = drivers_balance_reconcile(auto_fix=False)
+    summary: dict[str, Any] = {
         "why": why,
-        "drivers_with_discrepancies": result["drivers_with_discrepancies"],
+        "drivers_with_discrepancies": len(result.rows),
         "alert_sent": False,
     }
-    if result["drivers_with_discrepancies"]:
+    if result.rows:
         summary["alert_sent"] = _alert_safely(discrepancy_alert_send, result=result)
     return summary
 

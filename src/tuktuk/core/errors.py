@@ -23,3 +23,10 @@ class NotAllowed(OperatorError, PermissionError):
 class Conflict(OperatorError):
     """The state changed meanwhile, or the action does not apply to the current state (a
     payout that is not failed cannot be retried); looking again may help."""
+
+
+def require_reason(reason: str) -> str:
+    """Every action that moves money says why (it goes into the audit trail)."""
+    if not reason or not reason.strip():
+        raise InvalidInput("a reason is required when money moves")
+    return reason.strip()

@@ -6,6 +6,8 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django.db import models
 
+from tuktuk.core.errors import InvalidInput
+
 CENT = Decimal("0.01")
 SHILLING = Decimal("1")
 ZERO = Decimal("0.00")
@@ -41,3 +43,16 @@ def format_ksh(value: Decimal) -> str:
     if normalized == normalized.to_integral_value():
         return f"{int(normalized)}"
     return f"{normalized}"
+
+
+def operator_amount(raw: Decimal | str | int) -> Decimal:
+    """An amount an operator typed: a positive number with at most two decimals."""
+    try:
+        amount = Decimal(str(raw).strip())
+    except Exception as exc:
+        raise InvalidInput(f"amount {raw!r} is not a number") from exc
+    if not amount.is_finite() or amount <= 0:
+        raise InvalidInput(f"amount {raw!r} must be a positive number")
+    if amount != amount.quantize(CENT):
+        raise InvalidInput(f"amount {raw!r} has more than 2 decimals")
+    return money(amount)

@@ -15,9 +15,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from tuktuk.fleet.balance import driver_left_to_target_refresh
 from tuktuk.fleet.models import Driver, FleetSettings
 from tuktuk.fleet.services import (
-    driver_left_to_target_refresh,
     driver_upsert,
     vehicle_get_or_create,
 )

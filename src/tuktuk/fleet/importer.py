@@ -22,9 +22,10 @@ from decimal import Decimal
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
+from tuktuk.fleet.balance import driver_left_to_target_refresh
 from tuktuk.fleet.forms import NOT_UTF8, FleetRowForm, undecodable_byte
 from tuktuk.fleet.models import Driver, Vehicle
-from tuktuk.fleet.services import driver_ids_next, driver_left_to_target_refresh
+from tuktuk.fleet.services import driver_ids_next
 
 # The form's fields are the columns, in the order the help and the problems list them.
 COLUMNS = tuple(FleetRowForm.base_fields)

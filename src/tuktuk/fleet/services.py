@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Case, F, Value, When
-from django.db.models.functions import Greatest
 
-from tuktuk.core.money import ZERO, MoneyField
-from tuktuk.fleet.models import Driver, FleetSettings, Vehicle
+from tuktuk.fleet.balance import driver_left_to_target_refresh
+from tuktuk.fleet.models import Driver, Vehicle
 from tuktuk.fleet.phone import normalize_msisdn
 
 FIRST_DRIVER_NUMBER = 112001
@@ -81,27 +78,6 @@ def driver_upsert(
             driver_left_to_target_refresh(driver_ids=[driver_id])
             driver.refresh_from_db(fields=["left_to_target"])
     return driver, created
-
-
-def driver_left_to_target_refresh(*, driver_ids: Collection[str]) -> None:
-    """Recompute the cached left_to_target after a driver's target changed (or a new driver).
-
-    Computed in the database from the row's current balance, so a payment posted at the same
-    moment is not overwritten; the balance itself is not touched.
-    """
-    if not driver_ids:
-        return
-    global_target = FleetSettings.load().global_daily_target
-    target = Case(
-        When(daily_target__gt=0, then=F("daily_target")),
-        default=Value(global_target),
-        output_field=MoneyField(),
-    )
-    Driver.objects.filter(driver_id__in=list(driver_ids)).update(
-        left_to_target=Greatest(
-            Value(ZERO, output_field=MoneyField()), target - F("current_balance")
-        )
-    )
 
 
 def vehicle_get_or_create(*, vehicle_id: str, mpesa_account: str) -> tuple[Vehicle | None, bool]:

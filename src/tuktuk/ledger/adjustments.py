@@ -17,9 +17,11 @@ from django.db.models import F
 from django.utils import timezone
 
 from tuktuk.core import events
-from tuktuk.core.money import ZERO, money
+from tuktuk.core.errors import require_reason
+from tuktuk.core.money import ZERO, money, operator_amount
 from tuktuk.fleet.models import Driver, FleetSettings
 from tuktuk.fleet.phone import InvalidPhoneNumber, normalize_msisdn
+from tuktuk.fleet.selectors import driver_get
 from tuktuk.ledger.business_day import business_day_of
 from tuktuk.ledger.models import (
     Adjustment,
@@ -35,40 +37,11 @@ if TYPE_CHECKING:
     from tuktuk.ledger.services import IncomingPayment
 
 
-class OperatorInputError(ValueError):
-    """A clear, one-line reason an operator's request was refused."""
-
-
-def operator_amount(raw: Decimal | str | int) -> Decimal:
-    try:
-        amount = Decimal(str(raw).strip())
-    except Exception as exc:
-        raise OperatorInputError(f"amount {raw!r} is not a number") from exc
-    if not amount.is_finite() or amount <= 0:
-        raise OperatorInputError(f"amount {raw!r} must be a positive number")
-    if amount != amount.quantize(Decimal("0.01")):
-        raise OperatorInputError(f"amount {raw!r} has more than 2 decimals")
-    return money(amount)
-
-
-def require_reason(reason: str) -> str:
-    if not reason or not reason.strip():
-        raise OperatorInputError("a reason is required when money moves")
-    return reason.strip()
-
-
-def driver_by_id(driver_id: str) -> Driver:
-    driver = Driver.objects.filter(driver_id=str(driver_id).strip().upper()).first()
-    if driver is None:
-        raise OperatorInputError(f"no driver {driver_id!r}")
-    return driver
-
-
 def adjustment_add(*, driver_id: str, amount: Decimal | str, reason: str, actor: str) -> Adjustment:
     """Record a debt the driver owes (e.g. an overpayment). The target balance is untouched."""
     amount = operator_amount(amount)
     reason = require_reason(reason)
-    driver = driver_by_id(driver_id)
+    driver = driver_get(ref=driver_id)
     now = timezone.now()
     with transaction.atomic():
         record = Transaction.objects.create(

@@ -17,6 +17,7 @@ from django.utils import timezone
 from tuktuk.core import events
 from tuktuk.core.db import atomic_with_retry
 from tuktuk.core.money import ZERO, money, whole_shillings_down
+from tuktuk.fleet.balance import driver_balance_set
 from tuktuk.fleet.models import Driver, FleetSettings
 from tuktuk.ledger import ports
 from tuktuk.ledger.business_day import business_day_of
@@ -65,13 +66,13 @@ def driver_day_close(*, driver: Driver, day: dt.date, fleet: FleetSettings) -> D
         amount=carried,
         note=f"carried over from {day.isoformat()}",
     )
-    Driver.objects.filter(pk=driver.pk).update(
-        current_balance=carried,
-        left_to_target=max(ZERO, target - carried),
-        balance_day=next_day,
+    driver_balance_set(
+        driver_pk=driver.pk,
+        target=target,
+        balance=carried,
+        day=next_day,
         consecutive_misses=misses,
         flagged_for_review=flagged,
-        updated_at=timezone.now(),
     )
     if flagged and not driver.flagged_for_review:
         events.event_record(

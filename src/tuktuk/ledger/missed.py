@@ -15,10 +15,11 @@ from django.db import IntegrityError
 from django.utils import timezone
 
 from tuktuk.core import events
+from tuktuk.core.errors import InvalidInput, require_reason
+from tuktuk.core.money import operator_amount
 from tuktuk.fleet.models import Vehicle
 from tuktuk.fleet.phone import InvalidPhoneNumber, normalize_msisdn
 from tuktuk.ledger import ports
-from tuktuk.ledger.adjustments import OperatorInputError, operator_amount, require_reason
 from tuktuk.ledger.models import (
     MissedPayment,
     MissedPaymentState,
@@ -35,10 +36,10 @@ def _mpesa_time(raw: str) -> dt.datetime:
     try:
         naive = dt.datetime.strptime(raw.strip(), "%Y%m%d%H%M%S")
     except ValueError as exc:
-        raise OperatorInputError(f"time {raw!r} is not YYYYMMDDHHMMSS") from exc
+        raise InvalidInput(f"time {raw!r} is not YYYYMMDDHHMMSS") from exc
     moment = timezone.make_aware(naive, timezone.get_current_timezone())
     if moment > timezone.now() + dt.timedelta(minutes=5):
-        raise OperatorInputError(f"time {raw} is in the future")
+        raise InvalidInput(f"time {raw} is in the future")
     return moment
 
 
@@ -55,19 +56,19 @@ def missed_payment_record(
 ) -> MissedPayment:
     trans_id = trans_id.strip().upper()
     if not _RECEIPT.match(trans_id):
-        raise OperatorInputError(f"{trans_id!r} is not an M-Pesa receipt number")
+        raise InvalidInput(f"{trans_id!r} is not an M-Pesa receipt number")
     value = operator_amount(amount)
     try:
         payer = normalize_msisdn(msisdn)
     except InvalidPhoneNumber as exc:
-        raise OperatorInputError(str(exc)) from exc
+        raise InvalidInput(str(exc)) from exc
     when = _mpesa_time(mpesa_time)
     reason = require_reason(reason)
     vehicle = Vehicle.objects.filter(vehicle_id=vehicle_id.strip()).first()
     if vehicle is None:
-        raise OperatorInputError(f"no vehicle {vehicle_id!r}")
+        raise InvalidInput(f"no vehicle {vehicle_id!r}")
     if Transaction.objects.filter(trans_id=trans_id).exists():
-        raise OperatorInputError(f"TransID {trans_id} is already used")
+        raise InvalidInput(f"TransID {trans_id} is already used")
     own_verifier = verifier is None
     verifier = verifier or ports.receipt_verifier()
     verify = verifier is not None
@@ -83,7 +84,7 @@ def missed_payment_record(
             state=MissedPaymentState.VERIFYING,
         )
     except IntegrityError as exc:
-        raise OperatorInputError(f"TransID {trans_id} was already recorded") from exc
+        raise InvalidInput(f"TransID {trans_id} was already recorded") from exc
     events.event_record(
         title=events.EventTitle.MISSED_RECORDED,
         actor=actor,
@@ -140,7 +141,7 @@ def missed_payment_verified(
         return None
     try:
         same_amount = amount is not None and operator_amount(str(amount)) == record.amount
-    except OperatorInputError:
+    except InvalidInput:
         same_amount = False
     if completed and same_amount:
         return missed_payment_post(record=record)

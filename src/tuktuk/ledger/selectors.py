@@ -8,58 +8,38 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
+from enum import StrEnum
 
 from django.db.models import Count, F, Q, Sum
 
 from tuktuk.core.money import ZERO, money
 from tuktuk.fleet.models import Driver, FleetSettings
 from tuktuk.ledger.day_close import current_business_day
-from tuktuk.ledger.models import (
-    DayClose,
-    LedgerEntry,
-    Transaction,
-    TransactionStatus,
-    TransactionType,
-)
-from tuktuk.mpesa.models import Callback, CallbackKind, CallbackState
+from tuktuk.ledger.models import DayClose, LedgerEntry, Transaction
+from tuktuk.ledger.payment_status import Finding, completed_payments, payment_statuses
 
 
-class DayState:
+class DayState(StrEnum):
     OPEN = "open"  # the day the cached balance belongs to
     CLOSED = "closed"  # compared with the cached balance recorded at its close
     NOT_RECORDED = "not recorded"  # no balance was ever kept for the driver on that day
+    PENDING = "pending"  # after the driver's open day: not closed yet, so no entries yet
 
 
-@dataclass
-class Problem:
-    type: str
-    trans_id: str
-    detail: str
-    # Money problems need a fix; information (a TransID delivered twice) does not.
-    needs_fix: bool = True
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "type": self.type,
-            "trans_id": self.trans_id,
-            "detail": self.detail,
-            "needs_fix": self.needs_fix,
-        }
-
-
-@dataclass
+@dataclass(frozen=True)
 class BalanceSnapshot:
     driver_pk: int
     driver_id: str
     name: str
     business_day: dt.date
-    day_state: str
+    day_state: DayState
     old_balance: Decimal
     calculated_balance: Decimal
     transactions_count: int = 0
     entries_count: int = 0
     opening_balance: Decimal = ZERO
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[Finding] = field(default_factory=list)  # money problems: need a fix
+    information: list[Finding] = field(default_factory=list)  # e.g. harmless redeliveries
 
     @property
     def discrepancy(self) -> Decimal:
@@ -67,7 +47,15 @@ class BalanceSnapshot:
 
     @property
     def needs_fix(self) -> bool:
-        return self.discrepancy != 0 or any(p.needs_fix for p in self.problems)
+        """The one rule: a balance needs a fix when it differs from its ledger or a payment's
+        contribution is missing or differs."""
+        return self.discrepancy != 0 or bool(self.problems)
+
+    @property
+    def fixable(self) -> bool:
+        """A fix can act: the open day's balance is rewritten; a closed day only gets
+        corrections (in the open day) for its payments' missing or differing entries."""
+        return self.needs_fix and (self.day_state == DayState.OPEN or bool(self.problems))
 
 
 def _day_filter(day: dt.date | None, prefix: str = "") -> Q:
@@ -81,14 +69,14 @@ def balance_snapshots(
     *, driver_pks: list[int] | None = None, day: dt.date | None = None
 ) -> list[BalanceSnapshot]:
     """Cached vs ledger balance for active drivers (or the given ones) on `day` (default: each
-    driver's open day). Six queries whatever the number of drivers and entries."""
+    driver's open day). Five queries whatever the number of drivers and entries."""
     fleet = FleetSettings.load()
     today = current_business_day(fleet)
     drivers = (
-        Driver.objects.all() if driver_pks is not None else Driver.objects.filter(is_active=True)
+        Driver.objects.filter(pk__in=driver_pks)
+        if driver_pks is not None
+        else Driver.objects.filter(is_active=True)
     )
-    if driver_pks is not None:
-        drivers = drivers.filter(pk__in=driver_pks)
     rows = list(
         drivers.order_by("driver_id").values(
             "pk", "driver_id", "name", "current_balance", "balance_day"
@@ -96,7 +84,7 @@ def balance_snapshots(
     )
     scope = Q(driver__in=drivers)
 
-    entries = defaultdict(lambda: (ZERO, 0, ZERO))
+    entries: dict[int, tuple[Decimal, int, Decimal]] = defaultdict(lambda: (ZERO, 0, ZERO))
     for row in (
         LedgerEntry.objects.filter(scope & _day_filter(day))
         .values("driver_id")
@@ -105,6 +93,7 @@ def balance_snapshots(
             n=Count("id"),
             opening=Sum("amount", filter=Q(kind="opening")),
         )
+        .order_by()
     ):
         entries[row["driver_id"]] = (
             money(row["total"] or ZERO),
@@ -112,55 +101,21 @@ def balance_snapshots(
             money(row["opening"] or ZERO),
         )
 
-    payments = Transaction.objects.filter(
-        scope & _day_filter(day),
-        status=TransactionStatus.COMPLETED,
-        transaction_type=TransactionType.PAYMENT,
-    )
+    transactions = Transaction.objects.filter(scope & _day_filter(day))
     counts = dict(
-        payments.values("driver_id").annotate(n=Count("id")).values_list("driver_id", "n")
+        completed_payments(transactions)
+        .values("driver_id")
+        .annotate(n=Count("id"))
+        .order_by()
+        .values_list("driver_id", "n")
     )
-    problems: dict[int, list[Problem]] = defaultdict(list)
-    # A payment's contribution as the ledger has it: its own entry plus any corrections
-    # posted for it later (closed days are corrected in the open day, never rewritten).
-    for tx in (
-        payments.annotate(corrected=Sum("correction_entries__amount"))
-        .values("driver_id", "trans_id", "target_contribution", "entry__amount", "corrected")
-        .iterator()
-    ):
-        own, corrected = tx["entry__amount"], tx["corrected"] or ZERO
-        if own is None and corrected != tx["target_contribution"]:
-            problems[tx["driver_id"]].append(
-                Problem(
-                    "missing_entry",
-                    tx["trans_id"],
-                    f"completed payment has no contribution entry "
-                    f"({tx['target_contribution']} KSH)",
-                )
-            )
-        elif own is not None and own + corrected != tx["target_contribution"]:
-            problems[tx["driver_id"]].append(
-                Problem(
-                    "entry_mismatch",
-                    tx["trans_id"],
-                    f"entry {own + corrected} KSH differs from contribution "
-                    f"{tx['target_contribution']} KSH",
-                )
-            )
-    for row in (
-        Callback.objects.filter(Q(transaction__in=payments) & Q(kind=CallbackKind.C2B_CONFIRMATION))
-        .values("transaction__driver_id", "trans_id")
-        .annotate(n=Count("id"), posted=Count("id", filter=Q(state=CallbackState.PROCESSED)))
-        .filter(n__gt=1)
-    ):
-        problems[row["transaction__driver_id"]].append(
-            Problem(
-                "duplicate_trans_id",
-                row["trans_id"],
-                f"delivered {row['n']} times, posted {row['posted']} time(s)",
-                needs_fix=row["posted"] > 1,
-            )
-        )
+    problems: dict[int, list[Finding]] = defaultdict(list)
+    information: dict[int, list[Finding]] = defaultdict(list)
+    for status in payment_statuses(transactions):
+        if status.problem is not None:
+            problems[status.driver_pk].append(status.problem)
+        if status.information is not None:
+            information[status.driver_pk].append(status.information)
 
     closes: dict[int, Decimal] = {}
     if day is not None:
@@ -194,6 +149,7 @@ def balance_snapshots(
                 entries_count=n_entries,
                 opening_balance=opening,
                 problems=problems.get(row["pk"], []),
+                information=information.get(row["pk"], []),
             )
         )
     return snapshots

@@ -16,13 +16,13 @@ from enum import StrEnum
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Value
-from django.db.models.functions import Greatest
+from django.db.models import F
 from django.utils import timezone
 
 from tuktuk.core import events
 from tuktuk.core.db import atomic_with_retry
-from tuktuk.core.money import ZERO, money
+from tuktuk.core.money import money
+from tuktuk.fleet.balance import driver_balance_credit
 from tuktuk.fleet.models import Driver, FleetSettings, Vehicle
 from tuktuk.ledger import ports
 from tuktuk.ledger.adjustments import repayment_allocate, repayment_recognised
@@ -76,23 +76,6 @@ def driver_split(*, driver: Driver, fleet: FleetSettings, amount: Decimal) -> Sp
         target=driver.effective_target(fleet),
         percentage=driver.effective_percentage(fleet),
         sharing=driver.effective_sharing(fleet),
-    )
-
-
-def driver_balance_credit(
-    *, driver: Driver, fleet: FleetSettings, contribution: Decimal, day: dt.date
-) -> None:
-    """Move the cached balance by `contribution`, atomically in the database.
-
-    MariaDB evaluates SET assignments left to right and later ones see earlier results, so
-    left_to_target comes first and is computed from the balance before this contribution.
-    """
-    target = driver.effective_target(fleet)
-    Driver.objects.filter(pk=driver.pk).update(
-        left_to_target=Greatest(Value(ZERO), Value(target - contribution) - F("current_balance")),
-        current_balance=F("current_balance") + contribution,
-        balance_day=day,
-        updated_at=timezone.now(),
     )
 
 
@@ -198,9 +181,18 @@ def _post_once(
             )
             driver_credit(driver=driver, fleet=fleet, day=day, posted=posted, split=split)
             result = PostingResult(PostingOutcome.POSTED, posted)
+    if result.outcome is PostingOutcome.DUPLICATE:
+        _redelivery_count(result.transaction, source)
     if within is not None:
         within(result)
     return result
+
+
+def _redelivery_count(existing: Transaction, source: str) -> None:
+    """Count M-Pesa delivering a posted TransID again (reconciliation shows it as information).
+    An operator's record of a payment the webhook had delivered meanwhile is no redelivery."""
+    if source == TransactionSource.C2B:
+        Transaction.objects.filter(pk=existing.pk).update(redeliveries=F("redeliveries") + 1)
 
 
 def driver_credit(
@@ -216,7 +208,10 @@ def driver_credit(
         transaction=posted,
     )
     driver_balance_credit(
-        driver=driver, fleet=fleet, contribution=split.target_contribution, day=day
+        driver_pk=driver.pk,
+        target=driver.effective_target(fleet),
+        amount=split.target_contribution,
+        balance_day=day,
     )
     if split.driver_share > 0:
         ports.payout_outbox().share_queue(
@@ -228,9 +223,10 @@ def driver_credit(
 
 
 def _record_duplicate(
-    payment: IncomingPayment, existing: Transaction, within: WithinPosting | None
+    existing: Transaction, source: str, within: WithinPosting | None
 ) -> PostingResult:
     result = PostingResult(PostingOutcome.DUPLICATE, existing)
+    _redelivery_count(existing, source)
     if within is not None:
         within(result)
     return result
@@ -256,7 +252,7 @@ def payment_post(
         if existing is None:
             raise
         with transaction.atomic():
-            result = _record_duplicate(payment, existing, within)
+            result = _record_duplicate(existing, source, within)
     if result.outcome is PostingOutcome.DUPLICATE:
         events.event_record(
             title=events.EventTitle.DUPLICATE_PREVENTED,

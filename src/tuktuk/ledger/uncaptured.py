@@ -12,9 +12,10 @@ from django.utils import timezone
 
 from tuktuk.core import events
 from tuktuk.core.db import atomic_with_retry
+from tuktuk.core.errors import InvalidInput, require_reason
 from tuktuk.core.money import ZERO
 from tuktuk.fleet.models import Driver, FleetSettings
-from tuktuk.ledger.adjustments import OperatorInputError, driver_by_id, require_reason
+from tuktuk.fleet.selectors import driver_get
 from tuktuk.ledger.business_day import business_day_of
 from tuktuk.ledger.day_close import driver_roll_to_day
 from tuktuk.ledger.models import Transaction, TransactionStatus, TransactionType
@@ -35,11 +36,11 @@ def uncaptured_assign(
     *, trans_id: str, driver_id: str, mode: str, reason: str, actor: str
 ) -> Transaction:
     if mode not in (SEND_SHARE, DEPOSIT_SHARE):
-        raise OperatorInputError("choose send share or deposit share")
+        raise InvalidInput("choose send share or deposit share")
     reason = require_reason(reason)
-    driver = driver_by_id(driver_id)
+    driver = driver_get(ref=driver_id)
     if not Transaction.objects.filter(trans_id=trans_id).exists():
-        raise OperatorInputError(f"no payment with TransID {trans_id!r}")
+        raise InvalidInput(f"no payment with TransID {trans_id!r}")
 
     def assign() -> Transaction:
         fleet = FleetSettings.load()
@@ -66,7 +67,7 @@ def uncaptured_assign(
             note=reason[:255],
         )
         if not won:
-            raise OperatorInputError(f"{trans_id} is not an unassigned uncaptured payment")
+            raise InvalidInput(f"{trans_id} is not an unassigned uncaptured payment")
         payment.refresh_from_db()
         driver_credit(driver=locked, fleet=fleet, day=day, posted=payment, split=split)
         return payment

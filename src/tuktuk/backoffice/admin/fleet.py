@@ -12,10 +12,13 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from tuktuk.backoffice.admin_utils import ReadOnlyInline
+from tuktuk.backoffice.errors import admin_error
+from tuktuk.backoffice.legacy import fix_driver_balance, reconcile_driver_balance
+from tuktuk.backoffice.responses import statement_csv_response
+from tuktuk.core.errors import OperatorError
 from tuktuk.fleet.models import Driver, FleetSettings, Vehicle
 from tuktuk.ledger.models import BalanceCorrection, DayClose, LedgerEntry, Transaction
-from tuktuk.ledger.reconciliation import fix_driver_balance, reconcile_driver_balance
-from tuktuk.ledger.statements import StatementError, driver_statement, statement_csv
+from tuktuk.ledger.statement import driver_statement
 
 FIX_PERMISSION = "ledger.add_balancecorrection"
 
@@ -171,15 +174,11 @@ class DriverAdmin(admin.ModelAdmin):
                 date_from=request.GET.get("from") or None,
                 date_to=request.GET.get("to") or None,
             )
-        except StatementError as exc:
-            messages.error(request, str(exc))
+        except OperatorError as exc:
+            admin_error(request, exc)
             statement = driver_statement(driver_id=driver.driver_id)
         if request.GET.get("format") == "csv":
-            response = HttpResponse(
-                statement_csv(statement), content_type="text/csv; charset=utf-8"
-            )
-            response["Content-Disposition"] = f'attachment; filename="{statement.csv_filename}"'
-            return response
+            return statement_csv_response(statement)
         context = {
             **self.admin_site.each_context(request),
             "title": f"Statement: {driver}",
@@ -195,8 +194,8 @@ class DriverAdmin(admin.ModelAdmin):
         driver = get_object_or_404(Driver, pk=pk)
         try:
             result = reconcile_driver_balance(driver.driver_id, request.GET.get("date") or None)
-        except ValueError as exc:
-            messages.error(request, str(exc))
+        except OperatorError as exc:
+            admin_error(request, exc)
             result = reconcile_driver_balance(driver.driver_id)
         day = result["business_day"]
         context = {
@@ -240,11 +239,7 @@ class DriverAdmin(admin.ModelAdmin):
         for driver in drivers:
             row = reconcile_driver_balance(driver.driver_id)
             rows.append({**row, "pk": driver.pk})
-        broken = [
-            row
-            for row in rows
-            if row["discrepancy"] or any(p["needs_fix"] for p in row["problems"])
-        ]
+        broken = [row for row in rows if row["needs_fix"]]
         context = {
             **self.admin_site.each_context(request),
             "title": "Reconciliation check",

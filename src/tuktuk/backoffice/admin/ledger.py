@@ -14,8 +14,10 @@ from django.utils.html import format_html
 
 from tuktuk.backoffice import roles
 from tuktuk.backoffice.admin_utils import ReadOnlyAdmin
+from tuktuk.backoffice.errors import admin_error
+from tuktuk.core.errors import OperatorError
 from tuktuk.fleet.models import Driver
-from tuktuk.ledger.adjustments import OperatorInputError, adjustment_add
+from tuktuk.ledger.adjustments import adjustment_add
 from tuktuk.ledger.missed import missed_payment_record
 from tuktuk.ledger.models import (
     Adjustment,
@@ -196,8 +198,8 @@ class UncapturedPaymentAdmin(ReadOnlyAdmin):
                     reason=form.cleaned_data["reason"],
                     actor=roles.require(request.user, roles.ASSIGN_UNCAPTURED),
                 )
-            except OperatorInputError as exc:
-                self.message_user(request, str(exc), messages.ERROR)
+            except OperatorError as exc:
+                admin_error(request, exc)
             else:
                 self.message_user(request, f"{payment.trans_id} assigned.", messages.SUCCESS)
             return HttpResponseRedirect(reverse("admin:ledger_uncapturedpayment_changelist"))

@@ -9,10 +9,11 @@ from django.urls import URLPattern, path
 
 from tuktuk.backoffice import roles
 from tuktuk.backoffice.admin_utils import ReadOnlyAdmin
+from tuktuk.backoffice.errors import admin_error
 from tuktuk.core.errors import OperatorError
-from tuktuk.ledger.statements import StatementError, duplicates_report
 from tuktuk.mpesa.callbacks import confirmation_process
 from tuktuk.mpesa.models import Callback, CallbackKind
+from tuktuk.mpesa.selectors import duplicates_report
 from tuktuk.payouts.models import Payout
 from tuktuk.payouts.services import payout_retry, payouts_release
 
@@ -52,15 +53,15 @@ class CallbackAdmin(ReadOnlyAdmin):
         ]
 
     def duplicates_view(self, request: HttpRequest) -> HttpResponse:
-        """TransIDs delivered more than once, with every delivery (see ledger.statements)."""
+        """TransIDs delivered more than once, with every delivery (see mpesa.selectors)."""
         if not self.has_view_permission(request):
             raise PermissionDenied
         try:
             report = duplicates_report(
                 date_from=request.GET.get("from") or None, date_to=request.GET.get("to") or None
             )
-        except StatementError as exc:
-            messages.error(request, str(exc))
+        except OperatorError as exc:
+            admin_error(request, exc)
             report = duplicates_report()
         context = {
             **self.admin_site.each_context(request),
@@ -116,4 +117,4 @@ class PayoutAdmin(ReadOnlyAdmin):
                 )
                 self.message_user(request, f"Payout {payout.pk} queued again.", messages.SUCCESS)
             except OperatorError as exc:
-                self.message_user(request, str(exc), messages.ERROR)
+                admin_error(request, exc)

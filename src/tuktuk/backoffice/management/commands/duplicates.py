@@ -1,6 +1,6 @@
 """`tuktuk duplicates [--from D] [--to D] [--json]`: TransIDs delivered more than once.
 
-Definitions: see tuktuk.ledger.statements (a TransID is listed in the range of its first delivery;
+Definitions: see tuktuk.mpesa.selectors (a TransID is listed in the range of its first delivery;
 default: the last 7 business days).
 """
 
@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandParser
 
+from tuktuk.backoffice.operator_command import OperatorCommand
 from tuktuk.core import jsonutil
-from tuktuk.ledger.statements import StatementError, duplicates_report
+from tuktuk.mpesa.selectors import duplicates_report
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = "List M-Pesa TransIDs whose C2B confirmation was delivered more than once."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -27,10 +28,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print the JSON answer")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            report = duplicates_report(date_from=options["date_from"], date_to=options["date_to"])
-        except StatementError as exc:
-            raise CommandError(str(exc)) from exc
+        report = duplicates_report(date_from=options["date_from"], date_to=options["date_to"])
         if options["json"]:
             self.stdout.write(jsonutil.dumps(report.as_dict(), indent=2))
             return

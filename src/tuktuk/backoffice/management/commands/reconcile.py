@@ -9,16 +9,15 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from tuktuk.backoffice.operator_command import OperatorCommand
-from tuktuk.backoffice.roles import FIX_BALANCE
-from tuktuk.core import jsonutil
-from tuktuk.core.money import format_ksh
-from tuktuk.ledger.reconciliation import (
-    DriverNotFound,
+from tuktuk.backoffice.legacy import (
     fix_driver_balance,
     reconcile_all_drivers_balances,
     reconcile_driver_balance,
 )
+from tuktuk.backoffice.operator_command import OperatorCommand
+from tuktuk.backoffice.roles import FIX_BALANCE
+from tuktuk.core import jsonutil
+from tuktuk.core.money import format_ksh
 
 
 class Command(OperatorCommand):
@@ -36,10 +35,7 @@ class Command(OperatorCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if bool(options["driver"]) == bool(options["all"]):
             raise CommandError("give a driver id or --all (not both)")
-        try:
-            result, remaining = self._run(options)
-        except (DriverNotFound, ValueError) as exc:
-            raise CommandError(str(exc)) from exc
+        result, remaining = self._run(options)
         if options["json"]:
             self.stdout.write(jsonutil.dumps(result, indent=2))
         else:
@@ -70,8 +66,7 @@ class Command(OperatorCommand):
             )
             return result, False
         result = reconcile_driver_balance(options["driver"], date=date)
-        problems = any(p["needs_fix"] for p in result["problems"])
-        return result, result["discrepancy"] != 0 or problems
+        return result, result["needs_fix"]
 
     def _print(self, result: dict[str, Any]) -> None:
         if "results" in result:
@@ -91,7 +86,8 @@ class Command(OperatorCommand):
         for key in ("old_balance", "calculated_balance", "new_balance", "transactions_count"):
             if key in result:
                 self.stdout.write(f"  {key}: {result[key]}")
-        for problem in result.get("problems", []):
-            self.stdout.write(
-                f"  problem: {problem['type']} {problem['trans_id']}: {problem['detail']}"
-            )
+        for kind in ("problem", "information"):
+            for finding in result.get("problems" if kind == "problem" else "information", []):
+                self.stdout.write(
+                    f"  {kind}: {finding['type']} {finding['trans_id']}: {finding['detail']}"
+                )

@@ -1,26 +1,22 @@
 """`tuktuk statement DRIVER [--from D] [--to D] [--csv FILE | --json]`.
 
 Prints a readable statement, its JSON, or writes the CSV (`--csv -` writes it to stdout).
-Definitions: see tuktuk.ledger.statements.
+Definitions: see tuktuk.ledger.statement.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from tuktuk.backoffice.operator_command import OperatorCommand
 from tuktuk.core import jsonutil
-from tuktuk.ledger.reconciliation import DriverNotFound
-from tuktuk.ledger.statements import (
-    Statement,
-    StatementError,
-    driver_statement,
-    statement_csv,
-)
+from tuktuk.ledger.statement import Statement, driver_statement
+from tuktuk.ledger.statement_csv import statement_csv
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = "A driver's statement for a range of business days (opening, movements, closing)."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -36,14 +32,11 @@ class Command(BaseCommand):
         output.add_argument("--json", action="store_true", help="print the JSON answer")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            statement = driver_statement(
-                driver_id=options["driver"],
-                date_from=options["date_from"],
-                date_to=options["date_to"],
-            )
-        except (DriverNotFound, StatementError) as exc:
-            raise CommandError(str(exc)) from exc
+        statement = driver_statement(
+            driver_id=options["driver"],
+            date_from=options["date_from"],
+            date_to=options["date_to"],
+        )
         if options["csv"]:
             self._write_csv(statement, options["csv"])
         elif options["json"]:

@@ -1,0 +1,14 @@
+"""HTTP responses shared by the admin and the JSON API."""
+
+from __future__ import annotations
+
+from django.http import HttpResponse
+
+from tuktuk.ledger.statement import Statement
+from tuktuk.ledger.statement_csv import statement_csv, statement_csv_filename
+
+
+def statement_csv_response(statement: Statement) -> HttpResponse:
+    response = HttpResponse(statement_csv(statement), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{statement_csv_filename(statement)}"'
+    return response
