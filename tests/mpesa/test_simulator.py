@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
 import signal
 import socket
@@ -21,7 +20,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,9 +27,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.support.live_server import REPO_ROOT, child_env
 from tuktuk.mpesa.simulator import DarajaSimulator, SimConfig
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 WAIT = 10.0  # seconds: the longest any event may take before the test fails
 
 
@@ -952,10 +950,7 @@ def test_keep_alive_with_exact_content_length(sim: DarajaSimulator) -> None:
 
 @pytest.mark.timeout(60)
 def test_daraja_sim_command_serves_until_sigterm() -> None:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
+    env = child_env(database=False)
     process = subprocess.Popen(
         [sys.executable, "-m", "tuktuk", "daraja-sim", "--port", "0", "--token-ttl", "42"],
         stdout=subprocess.PIPE,
