@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run serve test lint format bench-import bench-c2b bench-reconcile clean
+.PHONY: install run serve test test-clock lint format bench-import bench-c2b bench-reconcile clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,13 @@ test: install
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/python tools/run_tests.py
+
+# The SQLite suite with every test starting at 23:50 Africa/Nairobi, ten minutes before the day
+# close (CLOCK_AT=00:00:30 etc. for another instant); needs libfaketime (apt-get install faketime)
+# for the processes the tests start. See tests/support/clock_at.py.
+CLOCK_AT ?= 23:50
+test-clock: install
+	$(BIN)/python tools/run_tests.py --backends sqlite --clock-at $(CLOCK_AT)
 
 lint: install
 	$(BIN)/ruff check .

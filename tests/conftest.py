@@ -13,6 +13,8 @@ from tests.support.smtp import Inbox, smtp  # noqa: F401 - fixtures for every te
 from tuktuk.backoffice.roles import ACCOUNTANTS, FLEET_MANAGERS, roles_ensure
 from tuktuk.fleet.models import FleetSettings
 
+pytest_plugins = ["tests.support.clock_at"]  # --clock-at
+
 settings.register_profile(
     "default",
     deadline=None,

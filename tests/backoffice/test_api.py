@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import subprocess
 import sys
 from decimal import Decimal
@@ -194,9 +193,7 @@ def test_create_api_token_for_an_unknown_user_is_an_error(db: None) -> None:
 
 
 def tuktuk_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env["TUKTUK_DATABASE_URL"] = live_server.test_database_url()
-    env.pop("TUKTUK_TEST_DATABASE_NAME", None)
+    env = live_server.child_env()
     return subprocess.run(
         [str(Path(sys.executable).parent / "tuktuk"), *args],
         env=env,

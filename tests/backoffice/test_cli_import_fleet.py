@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -75,9 +74,7 @@ def test_command_missing_file(db: None, tmp_path: Path) -> None:
 
 
 def tuktuk(*args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env["TUKTUK_DATABASE_URL"] = live_server.test_database_url()
-    env.pop("TUKTUK_TEST_DATABASE_NAME", None)
+    env = live_server.child_env()
     script = Path(sys.executable).parent / "tuktuk"
     return subprocess.run(
         [str(script), *args],

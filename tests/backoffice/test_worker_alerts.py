@@ -31,6 +31,9 @@ def body_and_subject(raw: bytes) -> tuple[str, str]:
     return subject, payload.decode()
 
 
+# Mid-morning, so that one interval later (4 h) is still the same business day: from 20:00 it is
+# the next one, and the check runs "before day close" instead.
+@time_machine.travel(nairobi(2026, 3, 10, 9), tick=False)
 def test_scheduled_reconciliation_emails_one_alert_with_counts_and_amounts(smtp) -> None:  # type: ignore[no-untyped-def]
     inbox, _ = smtp
     drivers = [make_driver(n) for n in range(1, 4)]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import http.client
 import io
 import json
-import os
 import re
 import signal
 import socket
@@ -23,7 +22,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from wsgiref.util import setup_testing_defaults
 from wsgiref.validate import validator
@@ -33,10 +31,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.support.live_server import REPO_ROOT, child_env
 from tuktuk.mpesa.simulator import DarajaService, DarajaSimulator, SimConfig
 from tuktuk.mpesa.simulator.server import SimulatorApp
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 WAIT = 10.0  # seconds: the longest any event may take before the test fails
 
 
@@ -1075,10 +1073,7 @@ def test_the_app_is_a_valid_wsgi_application() -> None:
 
 @pytest.mark.timeout(60)
 def test_daraja_sim_command_serves_until_sigterm() -> None:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
+    env = child_env(database=False)
     process = subprocess.Popen(
         [sys.executable, "-m", "tuktuk", "daraja-sim", "--port", "0", "--token-ttl", "42"],
         stdout=subprocess.PIPE,

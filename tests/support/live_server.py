@@ -15,6 +15,7 @@ from urllib.parse import quote
 import httpx
 from django.db import connection
 
+from tests.support.clock_at import child_clock_env
 from tuktuk.backoffice.server import gunicorn_command
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -31,6 +32,19 @@ def test_database_url() -> str:
     if s.get("PASSWORD"):
         auth += ":" + quote(s["PASSWORD"])
     return f"{scheme}://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT']}/{s['NAME']}"
+
+
+def child_env(*, database: bool = True, **extra: str) -> dict[str, str]:
+    """The environment of every process a test starts: ours, with the repository importable,
+    pointed at the test database (unless `database=False`), plus `extra`; under --clock-at also
+    libfaketime's shifted clock (tests/support/clock_at.py)."""
+    env = dict(os.environ)
+    env.pop("TUKTUK_TEST_DATABASE_NAME", None)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+    if database:
+        env["TUKTUK_DATABASE_URL"] = test_database_url()
+    env.update(extra)
+    return child_clock_env(env)
 
 
 def free_port() -> int:
@@ -61,17 +75,9 @@ def live_server_process(
     log_file: Path | None = None,
 ) -> Iterator[LiveServer]:
     port = free_port()
-    env = dict(os.environ)
-    env.update(
-        {
-            "TUKTUK_DATABASE_URL": test_database_url(),
-            "TUKTUK_CALLBACK_TOKEN": CALLBACK_TOKEN,
-            "TUKTUK_LOG_LEVEL": "WARNING",
-            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]),
-        }
+    env = child_env(
+        TUKTUK_CALLBACK_TOKEN=CALLBACK_TOKEN, TUKTUK_LOG_LEVEL="WARNING", **(extra_env or {})
     )
-    env.pop("TUKTUK_TEST_DATABASE_NAME", None)
-    env.update(extra_env or {})
     command = gunicorn_command(
         host="127.0.0.1",
         port=port,

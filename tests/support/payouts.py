@@ -3,7 +3,6 @@ worker processes (`tuktuk worker`) against the test database."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from typing import Any
 from django.db.models import Sum
 from django.test import override_settings
 
-from tests.support.live_server import REPO_ROOT, LiveServer, test_database_url
+from tests.support.live_server import REPO_ROOT, LiveServer, child_env
 from tuktuk.ledger.models import Transaction
 from tuktuk.mpesa.simulator.server import DarajaSimulator, SimConfig
 from tuktuk.payouts.models import Payout, PayoutState
@@ -72,14 +71,7 @@ class Workers:
     """`tuktuk worker` processes, started and killed like an operator (or a crash) would."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.env = {
-            **os.environ,
-            "TUKTUK_DATABASE_URL": test_database_url(),
-            "TUKTUK_LOG_LEVEL": "WARNING",
-            "PYTHONPATH": str(REPO_ROOT),
-            **env,
-        }
-        self.env.pop("TUKTUK_TEST_DATABASE_NAME", None)
+        self.env = child_env(TUKTUK_LOG_LEVEL="WARNING", **env)
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def start(self, count: int = 1) -> None:
