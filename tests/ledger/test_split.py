@@ -1,4 +1,4 @@
-"""The split rules as properties (DESIGN.md 3)."""
+"""The split rules as properties (docs/design.md, section 3)."""
 
 from __future__ import annotations
 

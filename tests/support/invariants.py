@@ -1,4 +1,4 @@
-"""DESIGN.md section 4 invariants, checked against the database after a run."""
+"""The invariants of docs/design.md section 4, checked against the database after a run."""
 
 from __future__ import annotations
 

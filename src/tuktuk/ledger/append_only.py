@@ -1,5 +1,5 @@
 """SQL that makes a table append-only on every supported database: UPDATE is refused by a
-trigger, so even SQL written around the ORM cannot rewrite history (DESIGN.md invariant 6).
+trigger, so even SQL written around the ORM cannot rewrite history (docs/design.md, invariant 6).
 Used by the ledger migrations."""
 
 from __future__ import annotations
