@@ -1,5 +1,5 @@
-"""Base for operator CLI commands: who is acting (--user, checked against the roles), and
-errors as one clear line with a non-zero exit."""
+"""Base for our CLI commands: who is acting (--user, checked against the roles), and operator
+errors as one clear line with the exit code of the one error mapping (backoffice.errors)."""
 
 from __future__ import annotations
 

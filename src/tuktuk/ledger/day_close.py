@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from tuktuk.core import events
 from tuktuk.core.db import atomic_with_retry
+from tuktuk.core.errors import InvalidInput
 from tuktuk.core.money import ZERO, money, whole_shillings_down
 from tuktuk.fleet.balance import driver_balance_set
 from tuktuk.fleet.models import Driver, FleetSettings
@@ -139,7 +140,7 @@ def day_close_run(*, through_day: dt.date | None = None) -> int:
     today = current_business_day(fleet)
     last = through_day or today - dt.timedelta(days=1)
     if last >= today:
-        raise ValueError(
+        raise InvalidInput(
             f"{last} is still open; days up to {today - dt.timedelta(days=1)} can close"
         )
     closed = 0

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import CommandError, CommandParser
+from django.core.management.base import CommandParser
 
 from tuktuk.backoffice.operator_command import OperatorCommand
 from tuktuk.backoffice.roles import MANAGE_PAYOUTS
-from tuktuk.core.errors import OperatorError
-from tuktuk.fleet.models import Driver
+from tuktuk.fleet.selectors import driver_get
 from tuktuk.payouts.models import Payout, PayoutState
 from tuktuk.payouts.services import payout_resolve, payout_retry, payouts_release
 
@@ -48,37 +47,30 @@ class Command(OperatorCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
         actor = "" if action == "list" else self.acting(options, MANAGE_PAYOUTS)
-        try:
-            if action == "list":
-                self._list(options["state"], options["limit"])
-            elif action == "release":
-                driver = None
-                if options["driver"]:
-                    driver = Driver.objects.filter(driver_id=options["driver"].upper()).first()
-                    if driver is None:
-                        raise CommandError(f"no driver {options['driver']!r}")
-                count = payouts_release(actor=actor, driver=driver, everything=options["all"])
-                self.stdout.write(f"Released {count} held payout(s).")
-            elif action == "retry":
-                payout = payout_retry(
-                    payout_id=options["payout_id"], actor=actor, reason=options["reason"]
-                )
-                self.stdout.write(
-                    f"Payout {payout.pk} queued again as {payout.originator_conversation_id}."
-                )
-            else:
-                payout = payout_resolve(
-                    payout_id=options["payout_id"],
-                    actor=actor,
-                    reason=options["reason"],
-                    completed=bool(options["completed"]),
-                    receipt=options["completed"] or "",
-                )
-                self.stdout.write(f"Payout {payout.pk} is now {payout.state}.")
-        except Payout.DoesNotExist as exc:
-            raise CommandError(f"no payout {options.get('payout_id')}") from exc
-        except OperatorError as exc:
-            raise CommandError(str(exc)) from exc
+        if action == "list":
+            self._list(options["state"], options["limit"])
+        elif action == "release":
+            driver = None
+            if options["driver"]:
+                driver = driver_get(ref=options["driver"])
+            count = payouts_release(actor=actor, driver=driver, everything=options["all"])
+            self.stdout.write(f"Released {count} held payout(s).")
+        elif action == "retry":
+            payout = payout_retry(
+                payout_id=options["payout_id"], actor=actor, reason=options["reason"]
+            )
+            self.stdout.write(
+                f"Payout {payout.pk} queued again as {payout.originator_conversation_id}."
+            )
+        else:
+            payout = payout_resolve(
+                payout_id=options["payout_id"],
+                actor=actor,
+                reason=options["reason"],
+                completed=bool(options["completed"]),
+                receipt=options["completed"] or "",
+            )
+            self.stdout.write(f"Payout {payout.pk} is now {payout.state}.")
 
     def _list(self, state: str | None, limit: int) -> None:
         payouts = Payout.objects.select_related("driver").order_by("-pk")
