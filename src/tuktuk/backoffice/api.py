@@ -409,10 +409,7 @@ def driver_list(
 
 @api.get("/drivers/{driver_id}", response={200: DriverOut, 404: ErrorOut}, tags=["drivers"])
 def driver_detail(request: HttpRequest, driver_id: str) -> Any:
-    driver = selectors.driver_detail(driver_id=driver_id)
-    if driver is None:
-        raise HttpError(404, f"no driver {driver_id!r}")
-    return driver
+    return selectors.driver_detail(driver_id=driver_id)
 
 
 @api.get(

@@ -8,6 +8,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import F, QuerySet
 
+from tuktuk.core.errors import NotFound
 from tuktuk.core.models import Event
 from tuktuk.fleet.models import Driver
 from tuktuk.fleet.selectors import driver_id_canonical
@@ -63,9 +64,11 @@ def driver_list(*, limit: int, offset: int) -> Page:
     )
 
 
-def driver_detail(*, driver_id: str) -> dict[str, Any] | None:
+def driver_detail(*, driver_id: str) -> dict[str, Any]:
     row = _driver_rows(Driver.objects.filter(driver_id=driver_id_canonical(driver_id))).first()
-    return _driver_dict(row) if row is not None else None
+    if row is None:
+        raise NotFound(f"no driver {driver_id!r}")
+    return _driver_dict(row)
 
 
 def event_list(
