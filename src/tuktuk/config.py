@@ -136,10 +136,10 @@ def positive_amount(value: str) -> Decimal:
     return amount
 
 
-def comma_list(item: Callable[[str], T] = str) -> Callable[[str], list[T]]:
+def comma_list(item: Callable[[str], Any] = str) -> Callable[[str], list[Any]]:
     """Comma-separated items, each stripped; blank items are dropped."""
 
-    def cast(value: str) -> list[T]:
+    def cast(value: str) -> list[Any]:
         return [item(part.strip()) for part in value.split(",") if part.strip()]
 
     return cast

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
 import pymysql
 
 from tuktuk import config
@@ -13,7 +17,43 @@ pymysql.install_as_MySQLdb()
 # DEBUG, ALLOWED_HOSTS, DATABASES, TIME_ZONE, the callback, M-Pesa, payout and alert settings,
 # EMAIL_*, LOG_LEVEL. A bad value stops here with ImproperlyConfigured naming the variable.
 _env = config.read_settings()
-globals().update(_env)
+# The Django EMAIL_* settings depend on the URL's scheme (see config.email_settings).
+globals().update({key: value for key, value in _env.items() if key.startswith("EMAIL_")})
+
+# Named one by one (not a globals() update) so that type checkers know every setting we read.
+DATA_DIR: Path = _env["DATA_DIR"]
+SECRET_KEY: str = _env["SECRET_KEY"]
+DEBUG: bool = _env["DEBUG"]
+ALLOWED_HOSTS: list[str] = _env["ALLOWED_HOSTS"]
+CSRF_TRUSTED_ORIGINS: list[str] = _env["CSRF_TRUSTED_ORIGINS"]
+DATABASES: dict[str, Any] = _env["DATABASES"]
+TIME_ZONE: str = _env["TIME_ZONE"]
+DATA_UPLOAD_MAX_MEMORY_SIZE: int = _env["DATA_UPLOAD_MAX_MEMORY_SIZE"]
+CALLBACK_TOKEN: str = _env["CALLBACK_TOKEN"]
+CALLBACK_ALLOWED_IPS: list[Any] = _env["CALLBACK_ALLOWED_IPS"]
+CALLBACK_TRUST_FORWARDED_FOR: bool = _env["CALLBACK_TRUST_FORWARDED_FOR"]
+MAX_PAYMENT_AMOUNT: Decimal = _env["MAX_PAYMENT_AMOUNT"]
+POSTING_MAX_ATTEMPTS: int = _env["POSTING_MAX_ATTEMPTS"]
+MPESA_BASE_URL: str = _env["MPESA_BASE_URL"]
+MPESA_CONSUMER_KEY: str = _env["MPESA_CONSUMER_KEY"]
+MPESA_CONSUMER_SECRET: str = _env["MPESA_CONSUMER_SECRET"]
+MPESA_SHORTCODE: str = _env["MPESA_SHORTCODE"]
+MPESA_INITIATOR_NAME: str = _env["MPESA_INITIATOR_NAME"]
+MPESA_SECURITY_CREDENTIAL: str = _env["MPESA_SECURITY_CREDENTIAL"]
+MPESA_B2C_PATH: str = _env["MPESA_B2C_PATH"]
+MPESA_TIMEOUT_SECONDS: float = _env["MPESA_TIMEOUT_SECONDS"]
+PUBLIC_URL: str = _env["PUBLIC_URL"]
+PAYOUT_MAX_ATTEMPTS: int = _env["PAYOUT_MAX_ATTEMPTS"]
+PAYOUT_BATCH_SIZE: int = _env["PAYOUT_BATCH_SIZE"]
+PAYOUT_SENDING_STALE_SECONDS: int = _env["PAYOUT_SENDING_STALE_SECONDS"]
+PAYOUT_STATUS_QUERY: bool = _env["PAYOUT_STATUS_QUERY"]
+ALERT_EMAILS: list[str] = _env["ALERT_EMAILS"]
+DEFAULT_FROM_EMAIL: str = _env["DEFAULT_FROM_EMAIL"]
+RECONCILE_EVERY_HOURS: float = _env["RECONCILE_EVERY_HOURS"]
+LOG_LEVEL: str = _env["LOG_LEVEL"]
+_named = {key for key in globals() if key.isupper()}
+_missing = set(_env) - _named
+assert not _missing, f"settings read but not named here: {sorted(_missing)}"
 
 INSTALLED_APPS = [
     "django.contrib.admin",

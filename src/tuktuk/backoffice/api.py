@@ -438,7 +438,7 @@ def driver_fix_balance(
 ) -> Any:
     """Preview (auto_fix false) or fix the driver's open-day balance to equal its ledger; a fix
     needs a reason and the ledger.add_balancecorrection permission, and is audited."""
-    body = body or FixBalanceIn()  # no body at all: a preview
+    body = body or FixBalanceIn.model_validate({})  # no body at all: a preview
     if body.auto_fix:
         _require_fix_permission(request)
     canonical = _driver_id_or_404(driver_id)
@@ -459,7 +459,7 @@ def driver_fix_balance(
 )
 def reconciliation_run(request: HttpRequest, body: ReconcileAllIn | None = None) -> Any:
     """Check every active driver; with auto_fix, fix those under the review threshold."""
-    body = body or ReconcileAllIn()  # no body at all: check only
+    body = body or ReconcileAllIn.model_validate({})  # no body at all: check only
     if body.auto_fix:
         _require_fix_permission(request)
     return reconcile_all_drivers_balances(

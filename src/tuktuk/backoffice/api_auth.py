@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import secrets
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
@@ -30,7 +30,7 @@ def token_hash(raw: str) -> str:
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
-def api_token_create(*, user: AbstractBaseUser, name: str = "") -> tuple[ApiToken, str]:
+def api_token_create(*, user: User, name: str = "") -> tuple[ApiToken, str]:
     """Create a token for `user`; returns the row and the raw token, which is never stored and
     cannot be recovered: the caller shows it once."""
     name = name.strip()
@@ -70,7 +70,7 @@ def api_tokens_revoke(*, token_ids: list[int], actor: str) -> int:
     return revoked
 
 
-def user_for_token(raw: str) -> AbstractBaseUser | None:
+def user_for_token(raw: str) -> User | None:
     """The active user owning this live token, or None."""
     raw = raw.strip()
     if not raw:
@@ -95,7 +95,7 @@ def user_for_token(raw: str) -> AbstractBaseUser | None:
 class BearerTokenAuth(HttpBearer):
     """`Authorization: Bearer <token>`; sets request.auth to the token's user."""
 
-    def __call__(self, request: HttpRequest) -> AbstractBaseUser | None:
+    def __call__(self, request: HttpRequest) -> User | None:
         # Parsed here rather than by ninja, which logs the whole header on a scheme mismatch
         # when DEBUG is on: a token sent as "Token <token>" would end up in the log.
         scheme, _, token = request.headers.get(self.header, "").partition(" ")
@@ -103,5 +103,5 @@ class BearerTokenAuth(HttpBearer):
             return None
         return self.authenticate(request, token)
 
-    def authenticate(self, request: HttpRequest, token: str) -> AbstractBaseUser | None:
+    def authenticate(self, request: HttpRequest, token: str) -> User | None:
         return user_for_token(token)

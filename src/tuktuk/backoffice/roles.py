@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractUser, AnonymousUser
 
 from tuktuk.core.errors import NotAllowed
 
@@ -55,7 +55,7 @@ def roles_ensure() -> None:
     define_roles(Group, Permission)
 
 
-def require(user: AbstractBaseUser | AnonymousUser | None, permission: str) -> str:
+def require(user: AbstractUser | AnonymousUser | None, permission: str) -> str:
     """The acting user's name if they hold `permission`, else NotAllowed."""
     if user is None or not user.is_authenticated or not user.is_active:
         raise NotAllowed("sign in first")

@@ -78,7 +78,7 @@ class NumberCell(CellMixin, forms.DecimalField):
         # The places alone first; the model field's full DecimalValidator (digits) stays last.
         self.validators.insert(0, validators.DecimalValidator(None, self.decimal_places))
 
-    def to_python(self, value: Any) -> Decimal | None:
+    def to_python(self, value: Any) -> Decimal | None:  # type: ignore[override]  # stubs: DecimalField < IntegerField
         text = str(value or "").strip()
         if self.suffix:
             text = text.removesuffix(self.suffix).strip()

@@ -76,6 +76,12 @@ class FleetRow:
     fare_percentage: Decimal | None = None
 
 
+def _present(value: str | None) -> str:
+    # Only a file without problems is written, and there every required cell is present.
+    assert value is not None
+    return value
+
+
 @dataclass
 class ParsedFleet:
     # Every data line, for checks that are worth making even on a line with other problems.
@@ -136,7 +142,7 @@ def _check_line(line: int, cells: dict[str, str]) -> tuple[FleetRow, list[Proble
     """Check the line with FleetRowForm: every cell on its own, so one bad cell does not hide
     the problems of the others, and the valid cells are kept for the checks across lines."""
     form = FleetRowForm(cells)
-    problems = [Problem(line, column, errors[0]) for column, errors in form.errors.items()]
+    problems = [Problem(line, column, str(errors[0])) for column, errors in form.errors.items()]
     values = {name: form.cleaned_data.get(name) for name in COLUMNS}
     return FleetRow(line, **values), problems
 
@@ -305,8 +311,8 @@ def _match_vehicles(
         if row.vehicle_id is None:
             continue
         # Matched ignoring case: MariaDB's collation would refuse TUK-001 next to tuk-001 anyway.
-        vehicle = exact.get(row.vehicle_id)
-        if vehicle is None:
+        found = exact.get(row.vehicle_id)
+        if found is None:
             similar = folded.get(row.vehicle_id.upper(), [])
             if len(similar) > 1:
                 names = ", ".join(sorted(v.vehicle_id for v in similar))
@@ -318,10 +324,10 @@ def _match_vehicles(
                     )
                 )
                 continue
-            vehicle = similar[0] if similar else None
-        matched[row.line] = vehicle
+            found = similar[0] if similar else None
+        matched[row.line] = found
         owner = by_account.get(row.mpesa_account) if row.mpesa_account else None
-        if owner is not None and owner is not vehicle:
+        if owner is not None and owner is not found:
             problems.append(
                 Problem(
                     row.line,
@@ -362,7 +368,7 @@ def _match_drivers(
         return holder_by_vehicle.get(vehicle.pk) if vehicle is not None else None
 
     def unclaimed_by_number(row: FleetRow) -> list[Driver]:
-        return [d for d in by_number.get(row.mpesa_number, []) if d.pk not in claimed]
+        return [d for d in by_number.get(_present(row.mpesa_number), []) if d.pk not in claimed]
 
     for row in rows:
         if row.driver_id is not None:
@@ -437,9 +443,13 @@ def _write(rows: list[FleetRow], plan: _Plan, override_columns: frozenset[str]) 
     for row in rows:
         vehicle = plan.vehicle_by_line[row.line]
         if vehicle is None:
-            new_vehicles.append(Vehicle(vehicle_id=row.vehicle_id, mpesa_account=row.mpesa_account))
+            new_vehicles.append(
+                Vehicle(
+                    vehicle_id=_present(row.vehicle_id), mpesa_account=_present(row.mpesa_account)
+                )
+            )
         elif vehicle.mpesa_account != row.mpesa_account:
-            vehicle.mpesa_account = row.mpesa_account
+            vehicle.mpesa_account = _present(row.mpesa_account)
             changed_vehicles.append(vehicle)
     Vehicle.objects.bulk_update(changed_vehicles, ["mpesa_account"], batch_size=200)
     Vehicle.objects.bulk_create(new_vehicles, batch_size=200)
@@ -451,7 +461,8 @@ def _write(rows: list[FleetRow], plan: _Plan, override_columns: frozenset[str]) 
         new_vehicles = [created[vehicle.vehicle_id] for vehicle in new_vehicles]
     new_by_id = {vehicle.vehicle_id: vehicle for vehicle in new_vehicles}
     vehicle_for_line = {
-        row.line: plan.vehicle_by_line[row.line] or new_by_id[row.vehicle_id] for row in rows
+        row.line: plan.vehicle_by_line[row.line] or new_by_id[_present(row.vehicle_id)]
+        for row in rows
     }
     result.vehicles_created = [vehicle.vehicle_id for vehicle in new_vehicles]
     result.vehicles_updated = [vehicle.vehicle_id for vehicle in changed_vehicles]

@@ -42,7 +42,7 @@ class Finding:
 class PaymentStatus:
     driver_pk: int
     trans_id: str
-    business_day: dt.date
+    business_day: dt.date | None
     target_contribution: Decimal
     entry_amount: Decimal | None  # its own contribution entry; None when there is none
     corrected: Decimal  # corrections posted for it since

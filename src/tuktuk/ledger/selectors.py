@@ -85,7 +85,7 @@ def balance_snapshots(
     scope = Q(driver__in=drivers)
 
     entries: dict[int, tuple[Decimal, int, Decimal]] = defaultdict(lambda: (ZERO, 0, ZERO))
-    for row in (
+    for sums in (
         LedgerEntry.objects.filter(scope & _day_filter(day))
         .values("driver_id")
         .annotate(
@@ -95,10 +95,10 @@ def balance_snapshots(
         )
         .order_by()
     ):
-        entries[row["driver_id"]] = (
-            money(row["total"] or ZERO),
-            row["n"],
-            money(row["opening"] or ZERO),
+        entries[sums["driver_id"]] = (
+            money(sums["total"] or ZERO),
+            sums["n"],
+            money(sums["opening"] or ZERO),
         )
 
     transactions = Transaction.objects.filter(scope & _day_filter(day))

@@ -50,6 +50,7 @@ The CSV rendering is in `tuktuk.ledger.statement_csv`.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import pairwise
@@ -131,7 +132,7 @@ class StatementDay:
 
 @dataclass(frozen=True)
 class StatementTransaction:
-    business_day: dt.date
+    business_day: dt.date | None  # None: an uncaptured payment, not yet any driver's
     trans_id: str
     received_at: dt.datetime
     transaction_type: str
@@ -352,7 +353,8 @@ def driver_statement(
 
     days: list[StatementDay] = []
     for day in _days(first, last):
-        sums, tx = ledger.get(day, {}), money_in.get(day, {})
+        sums: Mapping[str, Any] = ledger.get(day, {})
+        tx: Mapping[str, Any] = money_in.get(day, {})
         opening = _amount(sums.get("opening"))
         contributions = _amount(sums.get("contributions"))
         corrections = _amount(sums.get("corrections"))

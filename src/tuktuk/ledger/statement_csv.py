@@ -81,7 +81,7 @@ def _row(**cells: str) -> dict[str, str]:
 def statement_csv_records(statement: Statement) -> list[dict[str, str]]:
     """The statement as spreadsheet rows keyed by CSV_HEADER (see the module docstring)."""
     records: list[dict[str, str]] = []
-    tx_by_day: dict[dt.date, list[StatementTransaction]] = defaultdict(list)
+    tx_by_day: dict[dt.date | None, list[StatementTransaction]] = defaultdict(list)
     for tx in statement.transactions:
         tx_by_day[tx.business_day].append(tx)
     entries_by_day: dict[dt.date, list[StatementEntry]] = defaultdict(list)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +43,7 @@ def _payout(payout_id: int) -> Payout:
 
 
 def payout_transition(
-    payout_id: int, *, from_states: list[str], to_state: str, **fields: Any
+    payout_id: int, *, from_states: Sequence[str], to_state: str, **fields: Any
 ) -> bool:
     changed = Payout.objects.filter(pk=payout_id, state__in=from_states).update(
         state=to_state, updated_at=timezone.now(), **fields

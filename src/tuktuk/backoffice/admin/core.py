@@ -26,7 +26,7 @@ class ApiTokenAdmin(ReadOnlyAdmin):
     list_filter = [("revoked_at", admin.EmptyFieldListFilter), "created_at"]
     search_fields = ["prefix", "name", "user__username"]
     list_select_related = ["user"]
-    fields = ["prefix", "user", "name", "created_at", "last_used_at", "revoked_at"]
+    fields = ("prefix", "user", "name", "created_at", "last_used_at", "revoked_at")
     readonly_fields = fields
     actions = ["revoke"]
 

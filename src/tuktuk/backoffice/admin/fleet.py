@@ -56,7 +56,7 @@ class VehicleAdmin(admin.ModelAdmin):
 
 class BalanceCorrectionInline(ReadOnlyInline):
     model = BalanceCorrection
-    fields = [
+    fields = (
         "created_at",
         "business_day",
         "old_balance",
@@ -64,14 +64,14 @@ class BalanceCorrectionInline(ReadOnlyInline):
         "adjustment",
         "reason",
         "actor",
-    ]
+    )
     readonly_fields = fields
     verbose_name_plural = "balance corrections (audit trail)"
 
 
 class DayCloseInline(ReadOnlyInline):
     model = DayClose
-    fields = [
+    fields = (
         "business_day",
         "closing_balance",
         "cached_balance",
@@ -79,7 +79,7 @@ class DayCloseInline(ReadOnlyInline):
         "target_met",
         "carried_over",
         "consecutive_misses",
-    ]
+    )
     readonly_fields = fields
     max_num = 14
     verbose_name_plural = "recent day closes"

@@ -63,6 +63,7 @@ class Command(OperatorCommand):
             reason=options["reason"],
             actor=actor,
         )
+        assert payment.driver is not None  # an assigned payment has its driver
         self.stdout.write(
             f"{payment.trans_id} assigned to {payment.driver.driver_id}: share "
             f"{payment.driver_share}, contribution {payment.target_contribution}."
