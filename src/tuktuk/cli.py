@@ -21,8 +21,8 @@ from django.core.management import ManagementUtility, get_commands, load_command
 from django.core.management.base import BaseCommand
 from django.core.management.color import color_style
 
-DATA_DIR_VARIABLE = "TUKTUK_DATA_DIR"
-DEFAULT_DATA_DIR = "var"
+from tuktuk.config import DATA_DIR_VARIABLE, DEFAULT_DATA_DIR, data_dir_path
+
 # The secrets generated into the data dir when the environment does not give them.
 GENERATED_SECRETS = ("TUKTUK_SECRET_KEY", "TUKTUK_CALLBACK_TOKEN")
 # Commands that set up a data dir: they create it when it is missing.
@@ -32,12 +32,6 @@ NO_DATA_DIR = {"daraja_sim"}
 HELP_COMMANDS = {"help", "version", "--version", "--help", "-h"}
 EXIT_NO_DATA_DIR = 2
 _FIRST_SENTENCE = re.compile(r"^(.+?[.!?])\s+[A-Z]")
-
-
-def data_dir_path() -> Path:
-    """The data dir the settings would use (resolved as tuktuk.config does), not created."""
-    raw = os.environ.get(DATA_DIR_VARIABLE, DEFAULT_DATA_DIR).strip()
-    return Path(raw).expanduser().resolve()
 
 
 def database_is_external() -> bool:

@@ -219,8 +219,20 @@ def url_for_messages(url: str) -> str:
 # The settings
 
 
+DATA_DIR_VARIABLE = "TUKTUK_DATA_DIR"
+DEFAULT_DATA_DIR = "var"
+
+
+def data_dir_path(environ: Mapping[str, str] | None = None) -> Path:
+    """Where the data dir is (not created): TUKTUK_DATA_DIR, else ./var. The CLI asks this
+    before Django starts, to refuse to create an empty one silently."""
+    mapping = os.environ if environ is None else environ
+    raw = mapping.get(DATA_DIR_VARIABLE, "").strip()  # empty counts as unset, as everywhere
+    return Path(raw or DEFAULT_DATA_DIR).expanduser().resolve()
+
+
 def data_dir(env: Env) -> Path:
-    path = Path(env.str("TUKTUK_DATA_DIR", default="var")).expanduser().resolve()
+    path = data_dir_path(env.ENVIRON)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

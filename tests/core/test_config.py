@@ -495,3 +495,14 @@ def test_a_bad_value_stops_the_command_with_a_clear_error(tmp_path: Path) -> Non
         "ImproperlyConfigured: TUKTUK_PAYOUT_MAX_ATTEMPTS must be an integer, not 'abc'"
         in done.stderr
     )
+
+
+def test_data_dir_rule_is_the_one_the_cli_uses(tmp_path: Path) -> None:
+    from tuktuk import cli, config
+
+    assert cli.data_dir_path is config.data_dir_path  # one rule for the CLI and the settings
+    assert config.data_dir_path({"TUKTUK_DATA_DIR": "  "}) == Path("var").resolve()
+    assert config.data_dir_path({"TUKTUK_DATA_DIR": str(tmp_path)}) == tmp_path.resolve()
+    assert not (tmp_path / "x").exists()
+    config.data_dir_path({"TUKTUK_DATA_DIR": str(tmp_path / "x")})
+    assert not (tmp_path / "x").exists()  # asking creates nothing
