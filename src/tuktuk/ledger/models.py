@@ -65,7 +65,7 @@ class Transaction(models.Model):
     note = models.CharField(max_length=255, blank=True)
     # Deliveries of the same TransID after the one that posted it: counted under the driver's
     # lock by the posting, shown as information (harmless: the unique TransID credited nothing).
-    redeliveries = models.PositiveIntegerField(default=0)
+    redeliveries = models.PositiveIntegerField(default=0, db_default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -74,7 +74,7 @@ class Migration(migrations.Migration):
                 ('assigned_by', models.CharField(blank=True, max_length=150)),
                 ('assigned_at', models.DateTimeField(blank=True, null=True)),
                 ('note', models.CharField(blank=True, max_length=255)),
-                ('redeliveries', models.PositiveIntegerField(default=0)),
+                ('redeliveries', models.PositiveIntegerField(db_default=0, default=0)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('driver', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='transactions', to='fleet.driver')),
                 ('vehicle', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='transactions', to='fleet.vehicle')),
