@@ -21,6 +21,50 @@ import time
 
 import psycopg
 
+SETUP_SQL = [
+    """
+INSERT INTO fleet_vehicle (vehicle_id, mpesa_account, is_active, created_at)
+    SELECT 'TUK-' || n, 'TUK' || n, true, now() FROM generate_series(1, %(d)s) n
+    """,
+    """
+INSERT INTO fleet_driver (driver_id, name, mpesa_number, vehicle_id, target_sharing,
+    instant_payout, current_balance, left_to_target, balance_day, consecutive_misses,
+    flagged_for_review, is_active, created_at, updated_at)
+    SELECT 'DRV-' || (200000 + n), 'Driver ' || n, '2547' || lpad(n::text, 8, '0'),
+    v.id, 'Follow Global', 'Follow Global', 0, 3000, %(today)s, 0, false, true,
+    now(), now()
+    FROM generate_series(1, %(d)s) n JOIN fleet_vehicle v ON v.vehicle_id = 'TUK-' || n
+    """,
+    """
+INSERT INTO ledger_transaction (trans_id, transaction_type, status, source, driver_id,
+    account_reference, amount, driver_share, target_contribution, payer_msisdn,
+    payer_name, received_at, business_day, assignment, assigned_by, note, created_at)
+    SELECT 'B' || n, 'Payment', 'Completed', 'c2b', d.id, 'TUK', 100, 50, 50, '', '',
+    now(), %(today)s::date - (n %% %(days)s), '', '', '', now()
+    FROM generate_series(1, %(e)s) n
+    JOIN fleet_driver d ON d.driver_id = 'DRV-' || (200000 + 1 + (n %% %(d)s))
+    """,
+    """
+INSERT INTO ledger_ledgerentry (driver_id, business_day, kind, amount, transaction_id,
+    note, created_at)
+    SELECT driver_id, business_day, 'contribution', target_contribution, id, '', now()
+    FROM ledger_transaction
+    """,
+    """
+UPDATE fleet_driver d SET current_balance = s.total
+    FROM (SELECT driver_id, sum(amount) total FROM ledger_ledgerentry
+    WHERE business_day = %(today)s GROUP BY driver_id) s
+    WHERE s.driver_id = d.id
+    """,
+    """
+UPDATE fleet_driver SET current_balance = current_balance + 150
+    WHERE driver_id IN ('DRV-200001', 'DRV-200002', 'DRV-200003')
+    """,
+    """
+ANALYZE
+    """,
+]
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -60,38 +104,11 @@ def main() -> int:
     today = current_business_day(FleetSettings.load())
     started = time.perf_counter()
     with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            INSERT INTO fleet_vehicle (vehicle_id, mpesa_account, is_active, created_at)
-            SELECT 'TUK-' || n, 'TUK' || n, true, now() FROM generate_series(1, %(d)s) n;
-            INSERT INTO fleet_driver (driver_id, name, mpesa_number, vehicle_id, target_sharing,
-                instant_payout, current_balance, left_to_target, balance_day, consecutive_misses,
-                flagged_for_review, is_active, created_at, updated_at)
-            SELECT 'DRV-' || (200000 + n), 'Driver ' || n, '2547' || lpad(n::text, 8, '0'),
-                v.id, 'Follow Global', 'Follow Global', 0, 3000, %(today)s, 0, false, true,
-                now(), now()
-            FROM generate_series(1, %(d)s) n JOIN fleet_vehicle v ON v.vehicle_id = 'TUK-' || n;
-            INSERT INTO ledger_transaction (trans_id, transaction_type, status, source, driver_id,
-                account_reference, amount, driver_share, target_contribution, payer_msisdn,
-                payer_name, received_at, business_day, created_at)
-            SELECT 'B' || n, 'Payment', 'Completed', 'c2b', d.id, 'TUK', 100, 50, 50, '', '',
-                now(), %(today)s::date - (n %% %(days)s), now()
-            FROM generate_series(1, %(e)s) n
-            JOIN fleet_driver d ON d.driver_id = 'DRV-' || (200000 + 1 + (n %% %(d)s));
-            INSERT INTO ledger_ledgerentry (driver_id, business_day, kind, amount, transaction_id,
-                note, created_at)
-            SELECT driver_id, business_day, 'contribution', target_contribution, id, '', now()
-            FROM ledger_transaction;
-            UPDATE fleet_driver d SET current_balance = s.total
-            FROM (SELECT driver_id, sum(amount) total FROM ledger_ledgerentry
-                  WHERE business_day = %(today)s GROUP BY driver_id) s
-            WHERE s.driver_id = d.id;
-            UPDATE fleet_driver SET current_balance = current_balance + 150
-            WHERE driver_id IN ('DRV-200001', 'DRV-200002', 'DRV-200003');
-            ANALYZE;
-            """,
-            {"d": args.drivers, "e": args.entries, "days": args.days, "today": today},
-        )
+        params = {"d": args.drivers, "e": args.entries, "days": args.days, "today": today}
+        # One statement per execute: with prepared statements on (TUKTUK_DB_PREPARED, the
+        # default) PostgreSQL refuses several commands in one.
+        for statement in SETUP_SQL:
+            cursor.execute(statement, params if "%(" in statement else None)
     print(
         f"generated {args.drivers} drivers, {args.entries} entries in "
         f"{time.perf_counter() - started:.1f}s (PostgreSQL, database {dbname})"

@@ -111,11 +111,11 @@ def balance_snapshots(
     )
     problems: dict[int, list[Finding]] = defaultdict(list)
     information: dict[int, list[Finding]] = defaultdict(list)
-    for status in payment_statuses(transactions):
-        if status.problem is not None:
-            problems[status.driver_pk].append(status.problem)
-        if status.information is not None:
-            information[status.driver_pk].append(status.information)
+    for status in payment_statuses(transactions, only_findings=True):
+        if (problem := status.problem) is not None:
+            problems[status.driver_pk].append(problem)
+        if (info := status.information) is not None:
+            information[status.driver_pk].append(info)
 
     closes: dict[int, Decimal] = {}
     if day is not None:
