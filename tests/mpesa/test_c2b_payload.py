@@ -10,6 +10,7 @@ from decimal import Decimal
 from urllib.parse import urlencode
 
 import pytest
+import time_machine
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -51,9 +52,11 @@ def test_trans_time_is_nairobi_time_from_any_zone_and_now_by_default() -> None:
     assert c2b_payload(trans_id="A1", amount=1, account="X", when=when)["TransTime"] == (
         "20270101020000"
     )
-    before = dt.datetime.now(NAIROBI).replace(microsecond=0)
-    stamp = c2b_payload(trans_id="A2", amount=1, account="X")["TransTime"]
-    after = dt.datetime.now(NAIROBI)
+    # Pinned just before midnight: "now" is read once, in Nairobi, whatever the real hour.
+    with time_machine.travel(dt.datetime(2026, 12, 1, 23, 59, 59, tzinfo=NAIROBI), tick=False):
+        before = dt.datetime.now(NAIROBI).replace(microsecond=0)
+        stamp = c2b_payload(trans_id="A2", amount=1, account="X")["TransTime"]
+        after = dt.datetime.now(NAIROBI)
     built = dt.datetime.strptime(stamp, "%Y%m%d%H%M%S").replace(tzinfo=NAIROBI)
     assert before <= built <= after
 

@@ -31,7 +31,8 @@ def planned(*, payments: int, duplicates: float, accounts: list[str], seed: int)
         duplicates=duplicates,
         accounts=accounts,
         rng=random.Random(seed),
-        when=dt.datetime.now(dt.UTC),
+        # The TransIDs depend on the seed only; the time just fills the payloads' TransTime.
+        when=dt.datetime(2026, 12, 1, 12, tzinfo=dt.UTC),
     )
     return [delivery.trans_id for delivery in deliveries]
 

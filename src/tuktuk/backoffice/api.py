@@ -498,8 +498,8 @@ def driver_statement_view(
     """The driver's statement for business days from..to inclusive (default: the open day):
     per-day opening, movements and closing, totals, transactions and ledger entries.
     `format=csv` returns the same as a spreadsheet file."""
-    canonical = _driver_id_or_404(driver_id)
-    statement = driver_statement(driver_id=canonical, date_from=date_from, date_to=date_to)
+    # By id only, like every URL; NotFound -> 404 by the one error mapping.
+    statement = driver_statement(driver_id=driver_id, date_from=date_from, date_to=date_to)
     if output == "csv":
         return statement_csv_response(statement)
     return statement.as_dict()

@@ -1,5 +1,6 @@
-"""The one source of "now". Everything asks here (or Django's timezone.now, which this wraps),
-so tests pin time in one place (time-machine) and business days are always Nairobi's."""
+"""Wall-clock times read in the configured zone (Africa/Nairobi unless TUKTUK_TIME_ZONE says
+otherwise). "Now" is Django's timezone.now() everywhere, so tests pin it in one place
+(time-machine); this module is where naive local times become instants."""
 
 from __future__ import annotations
 
@@ -7,21 +8,17 @@ import datetime as dt
 
 from django.utils import timezone
 
-
-def now() -> dt.datetime:
-    """The current instant, timezone-aware (UTC)."""
-    return timezone.now()
-
-
-def local(moment: dt.datetime) -> dt.datetime:
-    """`moment` in the configured zone (Africa/Nairobi unless TUKTUK_TIME_ZONE says otherwise)."""
-    return timezone.localtime(moment)
-
-
-def local_now() -> dt.datetime:
-    return timezone.localtime(timezone.now())
+MPESA_TIME_FORMAT = "%Y%m%d%H%M%S"  # M-Pesa's TransTime, e.g. 20261201235959
 
 
 def aware(naive: dt.datetime) -> dt.datetime:
-    """A wall-clock time read in the configured zone (e.g. M-Pesa's TransTime)."""
+    """A wall-clock time in the configured zone, as an instant."""
     return timezone.make_aware(naive, timezone.get_current_timezone())
+
+
+def mpesa_time_parse(raw: str) -> dt.datetime | None:
+    """An M-Pesa time (YYYYMMDDHHMMSS, local), or None when it is not one."""
+    try:
+        return aware(dt.datetime.strptime(raw, MPESA_TIME_FORMAT))
+    except ValueError:
+        return None

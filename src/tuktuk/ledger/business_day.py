@@ -10,6 +10,7 @@ import datetime as dt
 
 from django.utils import timezone
 
+from tuktuk.core.clock import aware
 from tuktuk.fleet.models import FleetSettings
 
 
@@ -29,7 +30,7 @@ def day_close_moment(day: dt.date, *, fleet: FleetSettings) -> dt.datetime:
     """When business day `day` closes, as an aware datetime."""
     close_date = day + dt.timedelta(days=1) if close_is_after_midnight(fleet) else day
     naive = dt.datetime.combine(close_date, fleet.operating_hours_end)
-    return timezone.make_aware(naive, timezone.get_current_timezone())
+    return aware(naive)
 
 
 def day_open_moment(day: dt.date, *, fleet: FleetSettings) -> dt.datetime:

@@ -15,6 +15,7 @@ from django.db import IntegrityError
 from django.utils import timezone
 
 from tuktuk.core import events
+from tuktuk.core.clock import mpesa_time_parse
 from tuktuk.core.errors import InvalidInput, require_reason
 from tuktuk.core.money import operator_amount
 from tuktuk.fleet.models import Vehicle
@@ -33,11 +34,9 @@ _RECEIPT = re.compile(r"^[A-Z0-9]{8,20}$")
 
 
 def _mpesa_time(raw: str) -> dt.datetime:
-    try:
-        naive = dt.datetime.strptime(raw.strip(), "%Y%m%d%H%M%S")
-    except ValueError as exc:
-        raise InvalidInput(f"time {raw!r} is not YYYYMMDDHHMMSS") from exc
-    moment = timezone.make_aware(naive, timezone.get_current_timezone())
+    moment = mpesa_time_parse(raw.strip())
+    if moment is None:
+        raise InvalidInput(f"time {raw!r} is not YYYYMMDDHHMMSS")
     if moment > timezone.now() + dt.timedelta(minutes=5):
         raise InvalidInput(f"time {raw} is in the future")
     return moment

@@ -10,8 +10,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import parse_qsl
 
-from django.utils import timezone
-
+from tuktuk.core.clock import mpesa_time_parse
 from tuktuk.ledger.services import IncomingPayment
 
 # Daraja validation result codes.
@@ -87,11 +86,7 @@ def parse_amount(raw: str, *, maximum: Decimal) -> Decimal:
 
 def parse_trans_time(raw: str) -> dt.datetime | None:
     """TransTime is YYYYMMDDHHMMSS in Nairobi time. A bad one is not a reason to lose a fare."""
-    try:
-        naive = dt.datetime.strptime(raw, "%Y%m%d%H%M%S")
-    except ValueError:
-        return None
-    return timezone.make_aware(naive, timezone.get_current_timezone())
+    return mpesa_time_parse(raw)
 
 
 def payment_from_payload(payload: dict[str, Any], *, maximum: Decimal) -> IncomingPayment:
