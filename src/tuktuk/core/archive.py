@@ -13,9 +13,11 @@ Every line carries its primary key, so duplicates across files are plain to see.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gzip
 import hashlib
+import itertools
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -110,34 +112,39 @@ def archive_write(
     line count and a digest of the bytes must match what was written. Returns (path, rows);
     (None, 0) when there were no rows. Raises ArchiveError, leaving no file, if any step fails.
     Memory: one batch at a time."""
+    rows = (row for batch in batches for row in batch)
+    first = next(rows, None)
+    if first is None:
+        return None, 0  # nothing to archive: no file, not even the directory
     final = _final_path(directory, name)
     partial = directory / f".{final.name}.{os.getpid()}.partial"
     digest = hashlib.sha256()
     count = 0
+    placed = False
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with open(partial, "xb") as raw:
             # mtime=0: the same rows give the same bytes; the name carries the time.
             with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as compressed:
-                for batch in batches:
-                    for row in batch:
-                        line = row_line(row)
-                        compressed.write(line)
-                        digest.update(line)
-                        count += 1
+                for row in itertools.chain([first], rows):
+                    line = row_line(row)
+                    compressed.write(line)
+                    digest.update(line)
+                    count += 1
             raw.flush()
             os.fsync(raw.fileno())
-        if count == 0:
-            partial.unlink()
-            return None, 0
         path = _place(partial, final)
+        placed = True
         _fsync_dir(directory)
     except OSError as exc:
-        partial.unlink(missing_ok=True)
         raise ArchiveError(
             f"cannot write the {name} archive in {directory}: {exc.strerror or exc}; "
             "nothing was deleted"
         ) from exc
+    finally:
+        if not placed:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
     _verify(path, count=count, sha256=digest.hexdigest())
     return path, count
 
