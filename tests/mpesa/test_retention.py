@@ -223,8 +223,8 @@ def test_an_unwritable_archive_deletes_nothing(tmp_path: Path) -> None:
         counted = Callback.objects.count()
         with pytest.raises(
             archive.ArchiveError,
-            match="cannot write the callbacks archive in .*"
-            "not-a-dir/archive: Not a directory; nothing was deleted",
+            match=r"cannot write the callbacks archive in .*"
+            r"not-a-dir/archive: Not a directory; nothing was deleted",
         ):
             callbacks_archive(before=before(), directory=blocker / "archive")
         assert Callback.objects.count() == counted
