@@ -242,6 +242,13 @@ def data_dir(env: Env) -> Path:
     return path
 
 
+def archive_dir(env: Env, data_dir: Path) -> Path:
+    """TUKTUK_ARCHIVE_DIR, else <data dir>/archive. Not created here: only the archive job
+    writes there, and an unwritable directory must fail that job, not every command."""
+    raw: str = env.str("TUKTUK_ARCHIVE_DIR", default="")
+    return Path(raw).expanduser().resolve() if raw else data_dir / "archive"
+
+
 def generated_secret(env: Env, env_name: str, path: Path) -> str:
     """Return the secret from the environment, else from (or newly into) the file at path."""
     value: str = env.str(env_name, default="")
@@ -430,5 +437,9 @@ def read_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "RECONCILE_EVERY_HOURS": env(
             "TUKTUK_RECONCILE_EVERY_HOURS", cast=positive_number, default=4.0
         ),
+        # Retention: stored callbacks and events older than this many days are archived to
+        # files in ARCHIVE_DIR, then deleted (docs/design.md, "Retention").
+        "RETENTION_DAYS": env("TUKTUK_RETENTION_DAYS", cast=integer(minimum=1), default=400),
+        "ARCHIVE_DIR": archive_dir(env, directory),
         "LOG_LEVEL": env("TUKTUK_LOG_LEVEL", cast=log_level, default="INFO"),
     }

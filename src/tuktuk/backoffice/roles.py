@@ -17,6 +17,9 @@ ASSIGN_UNCAPTURED = "ledger.assign_uncaptured"
 RECORD_MISSED = "ledger.record_missed"
 FIX_BALANCE = "ledger.add_balancecorrection"
 MANAGE_PAYOUTS = "payouts.manage_payouts"
+# Archiving deletes stored evidence (after writing it to a file): Django's own delete
+# permissions, which neither role holds; a superuser, or a user given both, runs it.
+ARCHIVE = ("mpesa.delete_callback", "core.delete_event")
 
 
 OUR_APPS = ["core", "fleet", "ledger", "payouts", "mpesa", "backoffice"]

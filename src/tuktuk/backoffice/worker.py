@@ -1,6 +1,7 @@
 """The background worker: replays stalled callbacks, runs the scheduled reconciliation (every N
-hours and before each day close), emails discrepancy alerts, and closes business days when due,
-catching up day by day after downtime. Network calls (email) happen outside transactions.
+hours and before each day close), emails discrepancy alerts, closes business days when due,
+catching up day by day after downtime, and archives old callbacks and events once a day.
+Network calls (email) happen outside transactions.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from django.conf import settings
 
 from tuktuk.backoffice.alerts import discrepancy_alert_send, payout_failure_alert_send
+from tuktuk.backoffice.retention import records_archive
 from tuktuk.backoffice.schedule import schedule_claim
 from tuktuk.core import events
 from tuktuk.fleet.models import FleetSettings
@@ -72,6 +74,14 @@ def _reconcile_and_alert(*, why: str) -> dict[str, Any]:
     return summary
 
 
+def _archive_safely() -> dict[str, Any]:
+    try:
+        return records_archive(actor="worker").as_dict()
+    except Exception as exc:  # recorded as an "Archive Failed" event; payouts must go on
+        logger.exception("the daily archive failed")
+        return {"failed": f"{type(exc).__name__}: {exc}"}
+
+
 def worker_tick(state: WorkerState) -> dict[str, Any]:
     """One pass of everything that is due. Safe to run from several workers at once."""
     report: dict[str, Any] = {"replayed": callbacks_replay(), "payouts": _payouts(state)}
@@ -92,5 +102,7 @@ def worker_tick(state: WorkerState) -> dict[str, Any]:
             report["close_waiting"] = str(waiting)
     elif schedule_claim(name="reconcile-scheduled", every=every):
         report["reconciliation"] = _reconcile_and_alert(why="scheduled")
+    if schedule_claim(name="archive", every=dt.timedelta(days=1)):
+        report["archive"] = _archive_safely()
     state.report = report
     return report

@@ -38,9 +38,15 @@ class EventTitle(models.TextChoices):
     API_TOKEN_CREATED = "API Token Created"  # noqa: S105 - a title, not a secret
     API_TOKEN_REVOKED = "API Token Revoked"  # noqa: S105 - a title, not a secret
     ALERT_EMAIL_FAILED = "Alert Email Failed"
+    RECORDS_ARCHIVED = "Records Archived"
+    ARCHIVE_FAILED = "Archive Failed"
 
 
 class Event(models.Model):
+    """Not append-only in the database (no trigger, unlike the ledger tables): nothing updates
+    an event, but the retention job deletes old ones once they are in a verified archive file
+    (docs/design.md, "Retention"). Their history is kept in those files."""
+
     level = models.CharField(max_length=8, choices=EventLevel.choices, default=EventLevel.INFO)
     title = models.CharField(max_length=120, db_index=True, choices=EventTitle.choices)
     message = models.TextField(blank=True)
