@@ -390,7 +390,7 @@ def shapes(ocid: str) -> st.SearchStrategy[Any]:
     return st.one_of(st.fixed_dictionaries({"Result": result}), json_values)
 
 
-@hypothesis_settings(max_examples=150)
+@hypothesis_settings(max_examples=100)
 @given(data=st.data())
 def test_any_json_shape_is_answered_stored_and_never_moves_a_payout_when_rejected(
     client: Client, data: st.DataObject

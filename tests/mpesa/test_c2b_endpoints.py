@@ -510,3 +510,24 @@ def test_form_encoded_repeated_key_is_rejected(client: Client, which: str, key: 
     else:
         assert response.json() == {"ResultCode": "C2B00016", "ResultDesc": "Rejected"}
     _assert_rejected_with_event(f"{key} appears more than once", driver, kind)
+
+
+@pytest.mark.parametrize(
+    "trans_time",
+    [
+        pytest.param("2026112110300", id="13-digits-10:30:00-or-10:03:00"),
+        pytest.param("202611211030", id="12-digits"),
+        pytest.param("٢٠٢٦١١٢١١٠٣٠٠٠", id="arabic-indic"),
+        pytest.param("２０２６１１２１１０３０００", id="fullwidth"),
+    ],
+)
+def test_a_trans_time_that_reads_more_than_one_way_is_no_time(
+    client: Client, trans_time: str
+) -> None:
+    """A bad TransTime is no reason to lose a fare (it is kept unknown), but it must not be
+    read as some time: the M-Pesa time decides whose shift a fare belongs to."""
+    make_driver(1)
+    body = json_text(payload_pairs(TransTime=trans_time))
+    response = client.post(url("confirmation"), body, content_type="application/json")
+    assert response.status_code == 200
+    assert Transaction.objects.get().mpesa_time is None
