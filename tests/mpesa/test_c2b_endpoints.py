@@ -14,8 +14,11 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import Client, override_settings
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
-from tests.support.c2b import confirmation_payload
+from tests.support.c2b import PAYER_MSISDN, confirmation_payload
 from tests.support.factories import make_driver
 from tests.support.invariants import assert_invariants
 from tuktuk.core.models import Event, EventTitle
@@ -278,6 +281,16 @@ def test_server_never_answers_500_to_any_body_over_http(live_server_proc) -> Non
         (b"x" * 200_000, "application/json"),  # over the 64 KiB default limit
         (json.dumps({"TransID": ["a"], "TransAmount": 5}).encode(), "application/json"),
         (json.dumps({"TransID": "OK1", "TransAmount": 10**30}).encode(), "application/json"),
+        # Issue 9: lone surrogates, repeated keys, non-string fields, non-ASCII digits.
+        (json_text(payload_pairs(BillRefNumber="TUK001\ud800")), "application/json"),
+        (json_text(payload_pairs(FirstName="\udc00")), "application/json"),
+        (json_text([*payload_pairs(), ("TransAmount", "1000")]), "application/json"),
+        (json_text(payload_pairs(TransID=True)), "application/json"),
+        (json_text(payload_pairs(TransAmount="١٥٠")), "application/json"),
+        (b'{"TransID": "OK2", "TransAmount": ' + b"1" * 5000 + b"}", "application/json"),
+        (b'{"TransID": "OK3", "TransAmount": NaN}', "application/json"),
+        (b"TransID=OK4&TransAmount=1&TransAmount=100", "application/x-www-form-urlencoded"),
+        (b"TransID=OK5&TransAmount=100&FirstName=%ED%A0%80", "application/x-www-form-urlencoded"),
     ]
     with httpx.Client(timeout=30) as http:
         for which in ("confirmation", "validation"):
@@ -531,3 +544,64 @@ def test_a_trans_time_that_reads_more_than_one_way_is_no_time(
     response = client.post(url("confirmation"), body, content_type="application/json")
     assert response.status_code == 200
     assert Transaction.objects.get().mpesa_time is None
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters() | st.characters(categories=["Cs"]), max_size=6),
+    lambda children: (
+        st.lists(children, max_size=2) | st.dictionaries(st.text(max_size=4), children)
+    ),
+    max_leaves=4,
+)
+_any_digits = st.text(st.characters(categories=["Nd"]), min_size=1, max_size=4)
+_READ = ("TransID", "TransAmount", "BillRefNumber", "MSISDN", "TransTime", "FirstName")
+
+
+@hypothesis_settings(max_examples=60)
+@given(data=st.data())
+def test_any_confirmation_is_answered_stored_and_credited_only_as_sent(
+    client: Client, data: st.DataObject
+) -> None:
+    """Whatever the fields hold: 200 or 400, the body stored, and a credited payment is
+    exactly the ASCII TransID and amount that were sent, from a body with no repeated key."""
+    make_driver(1)
+    serial = Callback.objects.count()
+    fields = {
+        "TransID": st.just(f"HY{serial}") | _json_values,
+        "TransAmount": st.decimals(1, 1000, places=2).map(str)
+        | st.integers(1, 1000)
+        | _any_digits
+        | _json_values,
+        "BillRefNumber": st.sampled_from(["TUK001", "nobody"]) | _json_values,
+        "MSISDN": st.just(PAYER_MSISDN) | _json_values,
+        "TransTime": st.just("20261121103000") | _any_digits | _json_values,
+        "FirstName": st.just("John") | _json_values,
+    }
+    pairs = [(key, data.draw(strategy, label=key)) for key, strategy in fields.items()]
+    repeated = data.draw(st.none() | st.sampled_from(_READ), label="repeated")
+    if repeated:
+        pairs.append((repeated, data.draw(fields[repeated], label="again")))
+    response = client.post(url("confirmation"), json_text(pairs), content_type="application/json")
+    assert response.status_code in {200, 400}
+    callback = Callback.objects.order_by("-pk").first()
+    assert callback is not None and Callback.objects.count() == serial + 1
+    sent = dict(pairs)
+    if response.status_code == 400:
+        assert callback.state == CallbackState.REJECTED and callback.error
+        assert callback.transaction is None
+        return
+    assert callback.state in {
+        CallbackState.PROCESSED,
+        CallbackState.UNMATCHED,
+        CallbackState.DUPLICATE,
+    }, callback.error
+    assert repeated is None
+    assert all(isinstance(sent[key], str) for key in _READ if key != "TransAmount")
+    credited = Transaction.objects.get(pk=callback.transaction_id)
+    assert credited.trans_id == sent["TransID"]
+    assert str(sent["TransAmount"]).isascii()
+    assert credited.amount == Decimal(str(sent["TransAmount"]))

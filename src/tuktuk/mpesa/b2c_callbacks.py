@@ -36,7 +36,7 @@ class ResultNotice:
     conversation_id: str
     result_code: str
     result_desc: str
-    parameters: dict[str, Any]
+    parameters: dict[str, str | None]  # values as sent: text, or a number's literal digits
     occasion: str
 
 
@@ -143,7 +143,7 @@ def parse_result(body: bytes) -> ResultNotice:
     if not isinstance(result, dict):
         raise CallbackRejected("Result must be an object")
     result_code = _result_code(result)
-    parameters: dict[str, Any] = {}
+    parameters: dict[str, str | None] = {}
     for item in _items(_optional_object(result, "ResultParameters"), "ResultParameter"):
         # Daraja's Transaction Status result spells some keys with spaces
         # ("Originator Conversation ID"); read both spellings as one.
