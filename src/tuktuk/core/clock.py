@@ -5,10 +5,13 @@ otherwise). "Now" is Django's timezone.now() everywhere, so tests pin it in one 
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from django.utils import timezone
 
 MPESA_TIME_FORMAT = "%Y%m%d%H%M%S"  # M-Pesa's TransTime, e.g. 20261201235959
+# strptime takes one-digit fields ("2026112110300" is 10:30:00 or 10:03:00): 14 ASCII digits.
+_MPESA_TIME = re.compile(r"[0-9]{14}", re.ASCII)
 
 
 def aware(naive: dt.datetime) -> dt.datetime:
@@ -18,6 +21,8 @@ def aware(naive: dt.datetime) -> dt.datetime:
 
 def mpesa_time_parse(raw: str) -> dt.datetime | None:
     """An M-Pesa time (YYYYMMDDHHMMSS, local), or None when it is not one."""
+    if not _MPESA_TIME.fullmatch(raw):
+        return None
     try:
         return aware(dt.datetime.strptime(raw, MPESA_TIME_FORMAT))
     except ValueError:

@@ -4,17 +4,19 @@ of the request, after a timeout notice, or twice)."""
 
 from __future__ import annotations
 
-import json
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from django.utils import timezone
 
 from tuktuk.ledger.missed import OCCASION_PREFIX, missed_payment_verified
+from tuktuk.mpesa import strict_json
 from tuktuk.mpesa.c2b import CallbackRejected
-from tuktuk.mpesa.callbacks import callback_store, caller_allowed
+from tuktuk.mpesa.callbacks import callback_reject, callback_store, caller_allowed
 from tuktuk.mpesa.models import Callback, CallbackKind, CallbackState
+from tuktuk.mpesa.strict_json import JsonNumber, shown
 from tuktuk.payouts.models import Payout
 from tuktuk.payouts.services import (
     payout_complete,
@@ -34,40 +36,136 @@ class ResultNotice:
     conversation_id: str
     result_code: str
     result_desc: str
-    parameters: dict[str, Any]
+    parameters: dict[str, str | None]  # values as sent: text, or a number's literal digits
     occasion: str
 
 
-def parse_result(body: bytes) -> ResultNotice:
+# ResultCode: Daraja writes a number (0, 2001) or, for some refusals, a code ("SFC_IC0003").
+_RESULT_CODE = re.compile(r"-?[0-9]{1,10}|[A-Za-z_][A-Za-z0-9_]{0,31}", re.ASCII)
+_AMOUNT = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?", re.ASCII)
+# A value we do not read may be any string or number Daraja writes, within reason.
+_LONGEST_NUMBER = 32
+# The parameters we read, by their key with spaces removed: text, or an amount.
+_TEXT_PARAMETERS = frozenset(
+    {
+        "TransactionReceipt",
+        "ReceiptNo",
+        "TransactionStatus",
+        "OriginatorConversationID",
+        "ConversationID",
+    }
+)
+_AMOUNT_PARAMETERS = frozenset({"TransactionAmount", "Amount"})
+
+
+def _json_object(text: str) -> dict[str, Any]:
     try:
-        payload = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise CallbackRejected(f"body is not JSON: {exc}") from exc
-    result = payload.get("Result") if isinstance(payload, dict) else None
-    if not isinstance(result, dict):
-        raise CallbackRejected("no Result object")
-    parameters: dict[str, Any] = {}
-    raw_parameters = (result.get("ResultParameters") or {}).get("ResultParameter") or []
-    if isinstance(raw_parameters, dict):  # Daraja sends a lone parameter as an object
-        raw_parameters = [raw_parameters]
-    for item in raw_parameters:
-        if isinstance(item, dict) and "Key" in item:
-            # Daraja's Transaction Status result spells some keys with spaces
-            # ("Originator Conversation ID"); read both spellings as one.
-            parameters[str(item["Key"]).replace(" ", "")] = item.get("Value")
-    reference = (result.get("ReferenceData") or {}).get("ReferenceItem") or {}
-    if isinstance(reference, list):
-        reference = next((r for r in reference if r.get("Key") == "Occasion"), {})
-    occasion = str(reference.get("Value", "")) if reference.get("Key") == "Occasion" else ""
+        payload = strict_json.loads(text)
+    except strict_json.JsonRejected as exc:
+        raise CallbackRejected(exc.reason) from exc
+    if not isinstance(payload, dict):
+        raise CallbackRejected("body is not a JSON object")
+    return payload
+
+
+def _string(container: dict[str, Any], key: str, where: str = "") -> str:
+    """A field that must be a JSON string when present ("" when absent)."""
+    value = container.get(key, "")
+    if not isinstance(value, str):
+        raise CallbackRejected(f"{where}{key} must be a string")
+    return value
+
+
+def _optional_object(container: dict[str, Any], key: str) -> dict[str, Any]:
+    if key not in container:
+        return {}
+    value = container[key]
+    if not isinstance(value, dict):
+        raise CallbackRejected(f"{key} must be an object")
+    return value
+
+
+def _items(container: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """Daraja sends a list of {Key, Value} objects, or a lone one as the object itself."""
+    if key not in container:
+        return []
+    value = container[key]
+    items = [value] if isinstance(value, dict) else value
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise CallbackRejected(f"{key} must be an object or a list of objects")
+    for item in items:
+        if not isinstance(item.get("Key"), str):
+            raise CallbackRejected(f"{key} Key must be a string")
+    return items
+
+
+def _result_code(result: dict[str, Any]) -> str:
     if "ResultCode" not in result:
         raise CallbackRejected("Result has no ResultCode")
+    raw = result["ResultCode"]
+    text = raw.literal if isinstance(raw, JsonNumber) else raw
+    if not isinstance(text, str) or not _RESULT_CODE.fullmatch(text):
+        shown_code = shown(text) if isinstance(text, str) else type(raw).__name__
+        raise CallbackRejected(f"ResultCode {shown_code} is not a Daraja result code")
+    # 0 and "0" (and "00") are one code: compare them as numbers.
+    return str(int(text)) if text[0] in "-0123456789" else text
+
+
+def _parameter_value(key: str, item: dict[str, Any]) -> str | None:
+    """The Value of one ResultParameter as text; None when absent. Numbers keep the digits
+    they were written with (no int of 5,000 digits, no float rounding)."""
+    value = item.get("Value")
+    text = value.literal if isinstance(value, JsonNumber) else value
+    if key in _TEXT_PARAMETERS:
+        if value is not None and not isinstance(value, str):
+            raise CallbackRejected(f"ResultParameter {key} must be a string")
+    elif key in _AMOUNT_PARAMETERS:
+        if value is not None and not (isinstance(text, str) and _AMOUNT.fullmatch(text)):
+            raise CallbackRejected(f"ResultParameter {key} is not an amount of shillings")
+    elif value is not None and (
+        not isinstance(text, str) or (isinstance(value, JsonNumber) and len(text) > _LONGEST_NUMBER)
+    ):
+        raise CallbackRejected(f"Value of {shown(key)} must be a string or a number")
+    return text
+
+
+def parse_result(body: bytes) -> ResultNotice:
+    """Read a B2C / Transaction Status result. Anything not shaped as Daraja sends it is a
+    rejection with a reason: never an exception, never a guess."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CallbackRejected(f"body is not JSON: {exc}") from exc
+    payload = _json_object(text)
+    if "Result" not in payload:
+        raise CallbackRejected("no Result object")
+    result = payload["Result"]
+    if not isinstance(result, dict):
+        raise CallbackRejected("Result must be an object")
+    result_code = _result_code(result)
+    parameters: dict[str, str | None] = {}
+    for item in _items(_optional_object(result, "ResultParameters"), "ResultParameter"):
+        # Daraja's Transaction Status result spells some keys with spaces
+        # ("Originator Conversation ID"); read both spellings as one.
+        key = item["Key"].replace(" ", "")
+        if key in parameters:
+            raise CallbackRejected(f"ResultParameter {shown(key)} appears more than once")
+        parameters[key] = _parameter_value(key, item)
+    occasions = []
+    for item in _items(_optional_object(result, "ReferenceData"), "ReferenceItem"):
+        if item["Key"] == "Occasion":
+            occasions.append(_string(item, "Value", "Occasion "))
+        else:
+            _parameter_value(item["Key"], item)
+    if len(occasions) > 1:
+        raise CallbackRejected("ReferenceItem Occasion appears more than once")
     return ResultNotice(
-        originator_conversation_id=str(result.get("OriginatorConversationID", "")),
-        conversation_id=str(result.get("ConversationID", "")),
-        result_code=str(result["ResultCode"]),
-        result_desc=str(result.get("ResultDesc", ""))[:2000],
+        originator_conversation_id=_string(result, "OriginatorConversationID"),
+        conversation_id=_string(result, "ConversationID"),
+        result_code=result_code,
+        result_desc=_string(result, "ResultDesc")[:2000],
         parameters=parameters,
-        occasion=occasion,
+        occasion=occasions[0] if occasions else "",
     )
 
 
@@ -93,7 +191,8 @@ def b2c_callback_receive(*, kind: str, body: bytes, content_type: str, remote_ad
             raise CallbackRejected(f"caller {remote_addr} is not in TUKTUK_CALLBACK_ALLOWED_IPS")
         notice = parse_result(body)
     except CallbackRejected as rejection:
-        return _finish(callback, state=CallbackState.REJECTED, error=rejection.reason)
+        callback_reject(callback, rejection)
+        return CallbackState.REJECTED
     try:
         if kind in (CallbackKind.STATUS_RESULT, CallbackKind.STATUS_TIMEOUT):
             return _apply_status(callback, notice, timed_out=kind == CallbackKind.STATUS_TIMEOUT)

@@ -69,7 +69,7 @@ def callback_store(
         body=body.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00"),
         content_type=content_type[:100],
         remote_addr=remote_addr[:64],
-        error=error,
+        error=storable(error),
         result_code=result_code,
         received_at=timezone.now(),
     )
@@ -81,12 +81,19 @@ def _mark(callback_id: int, *, state: str, error: str = "", **fields: object) ->
     )
 
 
-def _reject(callback: Callback, rejection: CallbackRejected) -> None:
-    if _mark(callback.pk, state=CallbackState.REJECTED, error=rejection.reason):
+def storable(text: str) -> str:
+    """Text every database can hold: a lone surrogate or a NUL kept visible as an escape."""
+    return text.encode("utf-8", errors="backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
+def callback_reject(callback: Callback, rejection: CallbackRejected) -> None:
+    """Mark a stored callback rejected with its reason (once), and say so in the event log."""
+    reason = storable(rejection.reason)
+    if _mark(callback.pk, state=CallbackState.REJECTED, error=reason):
         events.event_record(
             title=events.EventTitle.CALLBACK_REJECTED,
             level=events.EventLevel.WARNING,
-            message=rejection.reason,
+            message=reason,
             data={"callback_id": callback.pk, "kind": callback.kind},
         )
 
@@ -102,7 +109,7 @@ def confirmation_process(*, callback_id: int, callback: Callback | None = None) 
         payload = parse_body(callback.body.encode("utf-8"), callback.content_type)
         payment = payment_from_payload(payload, maximum=settings.MAX_PAYMENT_AMOUNT)
     except CallbackRejected as rejection:
-        _reject(callback, rejection)
+        callback_reject(callback, rejection)
         return CallbackState.REJECTED
     # The fare belongs to the business day in which we stored it, whenever it is posted.
     payment = dataclasses.replace(payment, received_at=callback.received_at)
@@ -133,7 +140,7 @@ def confirmation_process(*, callback_id: int, callback: Callback | None = None) 
         )
         Callback.objects.filter(pk=callback_id).update(
             state=CallbackState.FAILED,
-            error=f"{type(exc).__name__}: {exc}"[:2000],
+            error=storable(f"{type(exc).__name__}: {exc}"[:2000]),
             trans_id=payment.trans_id,
             attempts=callback.attempts + 1,
         )
@@ -161,7 +168,7 @@ def confirmation_receive(*, body: bytes, content_type: str, remote_addr: str) ->
         # Checked on the raw bytes: the stored text keeps undecodable bytes only as escapes.
         parse_body(body, content_type)
     except CallbackRejected as rejection:
-        _reject(callback, rejection)
+        callback_reject(callback, rejection)
         return CallbackState.REJECTED
     return confirmation_process(callback_id=callback.pk, callback=callback)
 
@@ -173,7 +180,9 @@ def oversized_body_store(
     callback = callback_store(
         kind=kind, body=head, content_type=content_type, remote_addr=remote_addr
     )
-    _reject(callback, CallbackRejected(f"body of {size} bytes is over the {limit}-byte limit"))
+    callback_reject(
+        callback, CallbackRejected(f"body of {size} bytes is over the {limit}-byte limit")
+    )
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,7 @@ def _read_body(request: HttpRequest, kind: str) -> bytes | None:
 
 def _unavailable(exc: Exception) -> JsonResponse:
     # Not even stored: 503 so that Safaricom may retry the delivery.
-    logger.exception("could not store a C2B callback")
+    logger.exception("could not store a callback")
     return JsonResponse(
         {"ResultCode": 1, "ResultDesc": f"Temporarily unavailable: {type(exc).__name__}"},
         status=503,
