@@ -19,11 +19,11 @@ from typing import Any
 
 import httpx
 import pytest
-from django.contrib.auth.models import User
 import schemathesis
+from django.contrib.auth.models import User
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from schemathesis import BaseSchema, Case
+from schemathesis import Case
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 from schemathesis.hooks import HookContext
