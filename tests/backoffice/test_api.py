@@ -354,7 +354,7 @@ def test_reconciliation_rejects_bad_dates_and_unknown_drivers(
     assert response.status_code == 404
 
     # A day that has not begun cannot be fixed: 400, and the balance stays as it was.
-    body = {"auto_fix": True, "reason": "too early", "date": "2999-01-01"}
+    body = {"auto_fix": True, "reason": "too early", "date": "2099-01-01"}
     response = call(client, "post", "/drivers/DRV-112001/fix-balance", boss_token, body)
     assert response.status_code == 400
     assert "not a business day yet" in exact(response)["detail"]

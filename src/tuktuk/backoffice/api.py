@@ -8,15 +8,25 @@ sums amounts gets the ledger's answer. Every endpoint but /health needs a bearer
 from __future__ import annotations
 
 import datetime as dt
+import re
+import unicodedata
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import HttpRequest, HttpResponse
-from ninja import NinjaAPI, Query, Schema, Status
+from ninja import NinjaAPI, Path, Query, Schema, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.renderers import BaseRenderer
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    WithJsonSchema,
+)
 
 import tuktuk
 from tuktuk.backoffice import selectors
@@ -29,7 +39,7 @@ from tuktuk.backoffice.legacy import (
 )
 from tuktuk.backoffice.responses import statement_csv_response
 from tuktuk.core import jsonutil
-from tuktuk.core.dates import day_parse
+from tuktuk.core.dates import DAY_MAX, DAY_MIN, DAY_PATTERN, day_parse
 from tuktuk.core.errors import OperatorError
 from tuktuk.fleet.selectors import driver_get
 from tuktuk.ledger.statement import driver_statement
@@ -53,10 +63,12 @@ Money = Annotated[
 
 def _iso_day(value: object) -> object:
     # Pydantic's lax date parsing would read "1733529600" as a Unix time and "20251207" as
-    # something else again; a business day is only ever written YYYY-MM-DD (core.dates).
-    if value is None or isinstance(value, dt.date):
+    # something else again; a business day is only ever written YYYY-MM-DD (core.dates), and
+    # lies within DAY_MIN .. DAY_MAX (the day arithmetic around 0001-01-01 or 9999-12-31
+    # overflows).
+    if value is None:
         return value
-    if not isinstance(value, str):
+    if not isinstance(value, str | dt.date):
         raise ValueError(f"date must be a day written YYYY-MM-DD, not {value!r}")
     return day_parse(value)
 
@@ -64,21 +76,110 @@ def _iso_day(value: object) -> object:
 BusinessDay = Annotated[
     dt.date,
     BeforeValidator(_iso_day),
-    WithJsonSchema({"type": "string", "format": "date", "example": "2025-12-07"}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date",
+            "pattern": DAY_PATTERN,
+            "description": f"YYYY-MM-DD, {DAY_MIN} .. {DAY_MAX}",
+            "example": "2025-12-07",
+        }
+    ),
 ]
 
 MAX_LIMIT = 1000
+# Far beyond any real page, and far inside every database's LIMIT/OFFSET integer (bigint on
+# PostgreSQL, signed 64-bit on SQLite): 9223372036854775808 used to reach the database.
+MAX_OFFSET = 2_147_483_647
+
+Limit = Annotated[int, Query(100, ge=1, le=MAX_LIMIT)]
+Offset = Annotated[int, Query(0, ge=0, le=MAX_OFFSET)]
+
+# Control characters have no place in an id, a search or a reason, and PostgreSQL refuses NUL
+# in text outright (a 500 before this check). Free text may still hold tabs and line breaks.
+# The patterns tell clients the rule; the validators enforce it with a readable message (and
+# also refuse lone surrogates, which no database encoding accepts).
+_LINE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
+_TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+_TEXT_ALLOWED_CONTROLS = frozenset("\t\n\r")
+
+
+def _no_control_characters(allowed: frozenset[str]) -> Any:
+    def check(value: str) -> str:
+        for char in value:
+            if char not in allowed and unicodedata.category(char) in ("Cc", "Cs"):
+                raise ValueError(f"must not contain control characters (found {char!r})")
+        return value
+
+    return AfterValidator(check)
+
+
+SEARCH_MAX_LENGTH = 100
+REASON_MAX_LENGTH = 2000
+
+SearchText = Annotated[
+    str,
+    Field(max_length=SEARCH_MAX_LENGTH),
+    _no_control_characters(frozenset()),
+    WithJsonSchema({"type": "string", "maxLength": SEARCH_MAX_LENGTH, "pattern": _LINE_PATTERN}),
+]
+ReasonText = Annotated[
+    str,
+    Field(max_length=REASON_MAX_LENGTH),
+    _no_control_characters(_TEXT_ALLOWED_CONTROLS),
+    WithJsonSchema({"type": "string", "maxLength": REASON_MAX_LENGTH, "pattern": _TEXT_PATTERN}),
+]
+
+_DRIVER_ID = re.compile(r"[Dd][Rr][Vv]-[0-9]{6}")  # not \d: it matches any script's digits
+
+
+def _driver_id_format(value: str) -> str:
+    if not _DRIVER_ID.fullmatch(value):
+        raise ValueError(f"a driver id looks like DRV-112001, not {value[:40]!r}")
+    return value
+
+
+DriverId = Annotated[
+    str,
+    AfterValidator(_driver_id_format),
+    WithJsonSchema(
+        {"type": "string", "pattern": f"^{_DRIVER_ID.pattern}$", "example": "DRV-112001"}
+    ),
+]
+DriverPath = Annotated[DriverId, Path(..., description="DRV-112001 (any case)")]
 
 # `from` is a Python keyword: the parameters are named date_from/date_to, spelt from/to in URLs.
-FromDay = Annotated[BusinessDay | None, Query(None, alias="from", description="YYYY-MM-DD")]
-ToDay = Annotated[BusinessDay | None, Query(None, alias="to", description="YYYY-MM-DD")]
+FromDay = Annotated[BusinessDay | None, Query(None, alias="from")]
+ToDay = Annotated[BusinessDay | None, Query(None, alias="to")]
 
 
 # --- schemas -------------------------------------------------------------------------------
 
 
 class ErrorOut(Schema):
-    detail: Any
+    """Every refusal but a validation error: one line an operator can act on."""
+
+    detail: str
+
+
+class ValidationIssueOut(Schema):
+    loc: list[str | int] = Field(description='where: ["query", "offset"], ["body", "reason"]')
+    msg: str
+    type: str | None
+
+
+class ValidationErrorOut(Schema):
+    """422: the request does not fit the schema; one item per offending parameter."""
+
+    detail: list[ValidationIssueOut]
+
+
+# What each endpoint can answer besides its 200, declared so the OpenAPI document is the whole
+# contract (the schemathesis run in tests/backoffice/test_api_fuzz.py holds us to it): 400 bad
+# input the services refuse (or a request Django refuses to read), 401 no valid token, 422 a
+# parameter outside its schema; then per endpoint 403, 404, 413 (body too large).
+def _errors(*extra: int) -> dict[Any, type[Schema]]:
+    return {frozenset({400, 401, *extra}): ErrorOut, 422: ValidationErrorOut}
 
 
 class HealthOut(Schema):
@@ -208,13 +309,13 @@ class _Body(Schema):
 
 class FixBalanceIn(_Body):
     auto_fix: StrictBool = Field(False, description="false: preview only, nothing changes")
-    reason: str = Field("", max_length=2000, description="required with auto_fix (audit trail)")
+    reason: ReasonText = Field("", description="required with auto_fix (audit trail)")
     date: BusinessDay | None = Field(None, description="business day; default: the open day")
 
 
 class ReconcileAllIn(_Body):
     auto_fix: StrictBool = False
-    reason: str = Field("mass reconciliation (API)", max_length=2000)
+    reason: ReasonText = "mass reconciliation (API)"
     date: BusinessDay | None = None
 
 
@@ -398,28 +499,24 @@ def health(request: HttpRequest) -> Status[dict[str, str]]:
     return Status(200, {"status": "ok", "database": vendor, "version": tuktuk.__version__})
 
 
-@api.get("/drivers", response=DriverPage, tags=["drivers"])
-def driver_list(
-    request: HttpRequest,
-    limit: int = Query(100, ge=1, le=MAX_LIMIT),
-    offset: int = Query(0, ge=0),
-) -> Any:
+@api.get("/drivers", response={200: DriverPage, **_errors()}, tags=["drivers"])
+def driver_list(request: HttpRequest, limit: Limit = 100, offset: Offset = 0) -> Any:
     return selectors.driver_list(limit=limit, offset=offset)
 
 
-@api.get("/drivers/{driver_id}", response={200: DriverOut, 404: ErrorOut}, tags=["drivers"])
-def driver_detail(request: HttpRequest, driver_id: str) -> Any:
+@api.get("/drivers/{driver_id}", response={200: DriverOut, **_errors(404)}, tags=["drivers"])
+def driver_detail(request: HttpRequest, driver_id: DriverPath) -> Any:
     return selectors.driver_detail(driver_id=driver_id)
 
 
 @api.get(
     "/drivers/{driver_id}/reconciliation",
-    response={200: ReconciliationOut, 404: ErrorOut},
+    response={200: ReconciliationOut, **_errors(404)},
     exclude_unset=True,
     tags=["reconciliation"],
 )
 def driver_reconciliation(
-    request: HttpRequest, driver_id: str, date: Query[BusinessDay | None] = None
+    request: HttpRequest, driver_id: DriverPath, date: Query[BusinessDay | None] = None
 ) -> Any:
     """The driver's cached balance against the ledger for a business day (default: the open
     day). Changes no balance; a discrepancy is recorded in the event log."""
@@ -429,12 +526,12 @@ def driver_reconciliation(
 
 @api.post(
     "/drivers/{driver_id}/fix-balance",
-    response={200: FixBalanceOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+    response={200: FixBalanceOut, **_errors(403, 404, 413)},
     exclude_unset=True,
     tags=["reconciliation"],
 )
 def driver_fix_balance(
-    request: HttpRequest, driver_id: str, body: FixBalanceIn | None = None
+    request: HttpRequest, driver_id: DriverPath, body: FixBalanceIn | None = None
 ) -> Any:
     """Preview (auto_fix false) or fix the driver's open-day balance to equal its ledger; a fix
     needs a reason and the ledger.add_balancecorrection permission, and is audited."""
@@ -453,7 +550,7 @@ def driver_fix_balance(
 
 @api.post(
     "/reconciliation",
-    response={200: ReconcileAllOut, 400: ErrorOut, 403: ErrorOut},
+    response={200: ReconcileAllOut, **_errors(403, 413)},
     exclude_unset=True,
     tags=["reconciliation"],
 )
@@ -467,14 +564,14 @@ def reconciliation_run(request: HttpRequest, body: ReconcileAllIn | None = None)
     )
 
 
-@api.get("/events", response=EventPage, tags=["events"])
+@api.get("/events", response={200: EventPage, **_errors()}, tags=["events"])
 def event_list(
     request: HttpRequest,
-    limit: int = Query(100, ge=1, le=MAX_LIMIT),
-    offset: int = Query(0, ge=0),
+    limit: Limit = 100,
+    offset: Offset = 0,
     level: Query[Literal["info", "warning", "error"] | None] = None,
-    title: Query[str | None] = None,
-    driver: Query[str | None] = None,
+    title: Query[SearchText | None] = None,
+    driver: Query[DriverId | None] = None,
 ) -> Any:
     """The event log, newest first; `title` matches part of the title, case-insensitively."""
     return selectors.event_list(
@@ -484,13 +581,19 @@ def event_list(
 
 @api.get(
     "/drivers/{driver_id}/statement",
-    response={200: StatementOut, 400: ErrorOut, 404: ErrorOut},
+    response={200: StatementOut, **_errors(404)},
     by_alias=True,
     tags=["statements"],
+    # format=csv answers the same 200 as a spreadsheet file.
+    openapi_extra={
+        "responses": {
+            200: {"content": {"text/csv": {"schema": {"type": "string", "format": "binary"}}}}
+        }
+    },
 )
 def driver_statement_view(
     request: HttpRequest,
-    driver_id: str,
+    driver_id: DriverPath,
     date_from: FromDay = None,
     date_to: ToDay = None,
     output: Annotated[Literal["json", "csv"], Query(..., alias="format")] = "json",
@@ -507,7 +610,7 @@ def driver_statement_view(
 
 @api.get(
     "/duplicates",
-    response={200: DuplicatesOut, 400: ErrorOut},
+    response={200: DuplicatesOut, **_errors()},
     by_alias=True,
     tags=["reconciliation"],
 )

@@ -9,7 +9,14 @@ import simplejson
 
 
 def _default(value: Any) -> Any:
-    if isinstance(value, dt.datetime | dt.date | dt.time):
+    if isinstance(value, dt.datetime):
+        offset = value.utcoffset()
+        # ISO 8601 / RFC 3339 offsets are whole minutes; the zone database gives Africa/Nairobi
+        # its local mean time (+02:27:16) before 1928. Such a moment is written in UTC instead.
+        if offset is not None and offset % dt.timedelta(minutes=1):
+            value = value.astimezone(dt.UTC)
+        return value.isoformat()
+    if isinstance(value, dt.date | dt.time):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
