@@ -37,6 +37,9 @@ class EventTitle(models.TextChoices):
     API_TOKEN_CREATED = "API Token Created"  # noqa: S105 - a title, not a secret
     API_TOKEN_REVOKED = "API Token Revoked"  # noqa: S105 - a title, not a secret
     ALERT_EMAIL_FAILED = "Alert Email Failed"
+    CALLBACKS_REPLAYED = "Callbacks Replayed By Operator"
+    DAYS_CLOSED_BY_OPERATOR = "Day Close Run By Operator"
+    FLEET_IMPORTED = "Fleet Imported"
 
 
 class Event(models.Model):
