@@ -384,6 +384,16 @@ def read_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "POSTING_MAX_ATTEMPTS": env(
             "TUKTUK_POSTING_MAX_ATTEMPTS", cast=integer(minimum=1), default=8
         ),
+        # A business day closes no sooner than this after its cutoff, so a confirmation stored
+        # a moment before the cutoff (its commit still in flight) is seen by the close.
+        "DAY_CLOSE_SETTLE_SECONDS": env(
+            "TUKTUK_DAY_CLOSE_SETTLE_SECONDS", cast=integer(minimum=0), default=5
+        ),
+        # How long a posting that must close the previous day waits (holding no lock) for the
+        # confirmations received before that day's cutoff; then it is left for the worker.
+        "POSTING_CLOSE_WAIT_SECONDS": env(
+            "TUKTUK_POSTING_CLOSE_WAIT_SECONDS", cast=positive_number, default=10.0
+        ),
         # Daraja (M-Pesa) credentials come from the environment only: never stored, never
         # logged.
         "MPESA_BASE_URL": env(

@@ -6,9 +6,12 @@ from collections import Counter
 
 from django.db.models import Count, Sum
 
+from tuktuk.core.models import Event, EventTitle
 from tuktuk.core.money import ZERO
-from tuktuk.fleet.models import Driver
+from tuktuk.fleet.models import Driver, FleetSettings
+from tuktuk.ledger.business_day import business_day_of
 from tuktuk.ledger.models import (
+    DayClose,
     EntryKind,
     LedgerEntry,
     Transaction,
@@ -57,3 +60,24 @@ def assert_invariants(*, sent_trans_ids: list[str] | None = None) -> None:
         state__in=[CallbackState.RECEIVED, CallbackState.FAILED],
     )
     assert not left.exists(), list(left.values("state", "error")[:3])
+    # 8. A payment is credited to the business day in which it was received; only one whose
+    #    day had already closed (a visible failure replayed later) goes to the open day, with an
+    #    event saying so. And no entry lands on a day after it closed.
+    fleet = FleetSettings.load()
+    late = {
+        event.data.get("trans_id")
+        for event in Event.objects.filter(title=EventTitle.CREDITED_AFTER_CLOSE)
+    }
+    credited = Transaction.objects.filter(status=TransactionStatus.COMPLETED)
+    # (An uncaptured payment is credited on the day an operator assigns it.)
+    for tx in credited.exclude(transaction_type=TransactionType.ADJUSTMENT).filter(assignment=""):
+        received_day = business_day_of(tx.received_at, fleet=fleet)
+        if tx.trans_id in late:
+            assert tx.business_day is not None and tx.business_day > received_day, tx.trans_id
+        else:
+            assert tx.business_day == received_day, (tx.trans_id, tx.received_at, tx.business_day)
+    for close in DayClose.objects.all():
+        total = LedgerEntry.objects.filter(
+            driver_id=close.driver_id, business_day=close.business_day
+        ).aggregate(s=Sum("amount"))["s"]
+        assert close.closing_balance == (total or ZERO), (close.driver_id, close.business_day)

@@ -29,7 +29,7 @@ from tuktuk.wsgi import application  # noqa: E402
 __all__ = ["application"]
 
 
-def read_modify_save_post_once(payment, source, within):  # type: ignore[no-untyped-def]
+def read_modify_save_post_once(payment, source, within, received=None):  # type: ignore[no-untyped-def]
     fleet = FleetSettings.load()
     now = timezone.now()
     day = business_day_of(now, fleet=fleet)

@@ -18,7 +18,7 @@ from tuktuk.backoffice.alerts import discrepancy_alert_send, payout_failure_aler
 from tuktuk.backoffice.schedule import schedule_claim
 from tuktuk.core import events
 from tuktuk.fleet.models import FleetSettings
-from tuktuk.ledger.day_close import day_close_run, days_due
+from tuktuk.ledger.day_close import DayCloseNotReady, day_close_run, days_due
 from tuktuk.ledger.reconciliation import drivers_balance_reconcile
 from tuktuk.mpesa import daraja
 from tuktuk.mpesa.callbacks import callbacks_replay
@@ -83,8 +83,13 @@ def worker_tick(state: WorkerState) -> dict[str, Any]:
         # itself is exactly-once per driver and day anyway.
         if schedule_claim(name=f"reconcile-before-close-{due[-1]}", every=dt.timedelta(days=1)):
             report["reconciliation"] = _reconcile_and_alert(why="before day close")
-        report["closed"] = day_close_run()
-        report["days_closed"] = [day.isoformat() for day in due]
+        try:
+            report["closed"] = day_close_run()
+            report["days_closed"] = [day.isoformat() for day in due]
+        except DayCloseNotReady as waiting:
+            # Confirmations received before the cutoff are still being posted (or the cutoff
+            # is seconds old): the next pass closes.
+            report["close_waiting"] = str(waiting)
     elif schedule_claim(name="reconcile-scheduled", every=every):
         report["reconciliation"] = _reconcile_and_alert(why="scheduled")
     state.report = report

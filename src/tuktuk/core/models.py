@@ -23,6 +23,7 @@ class EventTitle(models.TextChoices):
     UNMATCHED_PAYMENT = "Uncaptured Payment"
     UNCAPTURED_ASSIGNED = "Uncaptured Payment Assigned"
     DAY_CLOSED = "Day Closed"
+    CREDITED_AFTER_CLOSE = "Payment Credited After Its Day Closed"
     TERMINATION_REVIEW = "Driver Flagged For Termination Review"
     ADJUSTMENT_RECORDED = "Adjustment Recorded"
     REPAYMENT_RECEIVED = "Driver Repayment Received"

@@ -1,6 +1,7 @@
 """SQL that makes a table append-only on every supported database: UPDATE is refused by a
 trigger, so even SQL written around the ORM cannot rewrite history (docs/design.md, invariant 6).
-Used by the ledger migrations."""
+And the closed-day guard: no ledger entry may be inserted on a business day the driver has
+closed (invariant 8). Used by the ledger migrations."""
 
 from __future__ import annotations
 
@@ -62,4 +63,73 @@ def append_only_operations(tables: dict[str, str]) -> list[Any]:
 
     return [
         migrations.RunPython(_runner(_forward, tables), _runner(_backward, tables), atomic=False)
+    ]
+
+
+def _closed_day_forward(table: str, message: str) -> dict[str, list[str]]:
+    closed = (
+        "SELECT 1 FROM ledger_dayclose"
+        " WHERE driver_id = NEW.driver_id AND business_day = NEW.business_day"
+    )
+    return {
+        "postgresql": [
+            f"""
+            CREATE OR REPLACE FUNCTION {table}_refuse_closed_day() RETURNS trigger AS $$
+            BEGIN
+                IF EXISTS ({closed}) THEN
+                    RAISE EXCEPTION '{message}' USING ERRCODE = 'integrity_constraint_violation';
+                END IF;
+                RETURN NEW;
+            END;
+            $$ LANGUAGE plpgsql
+            """,
+            f"""
+            CREATE TRIGGER {table}_closed_day BEFORE INSERT ON {table}
+            FOR EACH ROW EXECUTE FUNCTION {table}_refuse_closed_day()
+            """,
+        ],
+        "sqlite": [
+            f"""
+            CREATE TRIGGER {table}_closed_day BEFORE INSERT ON {table}
+            WHEN EXISTS ({closed})
+            BEGIN SELECT RAISE(ABORT, '{message}'); END
+            """,
+        ],
+        "mysql": [
+            f"""
+            CREATE TRIGGER {table}_closed_day BEFORE INSERT ON {table}
+            FOR EACH ROW BEGIN
+                IF EXISTS ({closed}) THEN
+                    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{message}';
+                END IF;
+            END
+            """,
+        ],
+    }
+
+
+def _closed_day_backward(table: str, message: str) -> dict[str, list[str]]:
+    drop = f"DROP TRIGGER IF EXISTS {table}_closed_day"
+    return {
+        "postgresql": [
+            f"{drop} ON {table}",
+            f"DROP FUNCTION IF EXISTS {table}_refuse_closed_day()",
+        ],
+        "sqlite": [drop],
+        "mysql": [drop],
+    }
+
+
+def closed_day_guard_operations(tables: dict[str, str]) -> list[Any]:
+    """The database refuses a row of `table` (with driver_id, business_day) on a day that
+    driver has closed. The application decides the day under the driver's lock; this holds
+    even around it."""
+    from django.db import migrations
+
+    return [
+        migrations.RunPython(
+            _runner(_closed_day_forward, tables),
+            _runner(_closed_day_backward, tables),
+            atomic=False,
+        )
     ]

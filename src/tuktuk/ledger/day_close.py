@@ -3,6 +3,12 @@
 The same function serves the batch close (worker / `tuktuk close-day`) and the lazy roll inside
 posting, so a payment that finds the driver still on an earlier day closes that day first and
 its split sees the new day's balance, even when the worker was down at midnight.
+
+A day closes only when it is ready: its cutoff is DAY_CLOSE_SETTLE_SECONDS past, and no
+confirmation received before the cutoff is still waiting to be posted (a fare belongs to the day
+it was received, so the close must not run ahead of it). Both are re-checked under the driver's
+lock, by every path that closes; the database refuses entries on a closed day
+(migration 0003_closed_day_guard).
 """
 
 from __future__ import annotations
@@ -10,21 +16,48 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
 from tuktuk.core import events
 from tuktuk.core.db import atomic_with_retry
-from tuktuk.core.errors import InvalidInput
+from tuktuk.core.errors import Conflict, InvalidInput
 from tuktuk.core.money import ZERO, money, whole_shillings_down
 from tuktuk.fleet.balance import driver_balance_set
 from tuktuk.fleet.models import Driver, FleetSettings
 from tuktuk.ledger import ports
-from tuktuk.ledger.business_day import business_day_of
+from tuktuk.ledger.business_day import business_day_of, day_close_moment
 from tuktuk.ledger.models import DayClose, EntryKind, LedgerEntry
 
 TERMINATION_REVIEW_MISSES = 3
+
+
+class DayCloseNotReady(Conflict):
+    """The day cannot close yet; retrying after the wait is the answer."""
+
+    def __init__(self, *, day: dt.date, reason: str) -> None:
+        super().__init__(f"the close of {day.isoformat()} is waiting: {reason}")
+        self.day = day
+
+
+def day_close_readiness(*, day: dt.date, fleet: FleetSettings) -> str | None:
+    """Why `day` cannot close yet, or None when it can."""
+    cutoff = day_close_moment(day, fleet=fleet)
+    settled = cutoff + dt.timedelta(seconds=settings.DAY_CLOSE_SETTLE_SECONDS)
+    if timezone.now() < settled:
+        return f"confirmations stored up to its cutoff may still be committing until {settled}"
+    waiting = ports.confirmation_inbox().unposted_received_before(moment=cutoff)
+    if waiting:
+        return f"{waiting} confirmation(s) received before its cutoff are not posted yet"
+    return None
+
+
+def day_close_require_ready(*, day: dt.date, fleet: FleetSettings) -> None:
+    reason = day_close_readiness(day=day, fleet=fleet)
+    if reason is not None:
+        raise DayCloseNotReady(day=day, reason=reason)
 
 
 def ledger_sum(*, driver_id: int, business_day: dt.date) -> Decimal:
@@ -96,13 +129,16 @@ def driver_day_close(*, driver: Driver, day: dt.date, fleet: FleetSettings) -> D
 
 
 def driver_roll_to_day(*, driver: Driver, day: dt.date, fleet: FleetSettings) -> list[DayClose]:
-    """Close every business day before `day` that the locked driver row is still on, in order."""
+    """Close every business day before `day` that the locked driver row is still on, in order.
+    Raises DayCloseNotReady (the caller's transaction rolls back, releasing the lock) when one
+    of them must wait."""
     closes: list[DayClose] = []
     if driver.balance_day is None:
         Driver.objects.filter(pk=driver.pk).update(balance_day=day)
         driver.balance_day = day
         return closes
     while driver.balance_day < day:
+        day_close_require_ready(day=driver.balance_day, fleet=fleet)
         close = driver_day_close(driver=driver, day=driver.balance_day, fleet=fleet)
         if close is None:
             # Already closed by someone else but the row was not moved on: move it now.
@@ -135,7 +171,8 @@ def days_due(fleet: FleetSettings) -> list[dt.date]:
 
 def day_close_run(*, through_day: dt.date | None = None) -> int:
     """Close every active driver's days up to `through_day` (default: all due), each driver in
-    its own transaction, in day order. Running it twice closes nothing twice."""
+    its own transaction, in day order. Running it twice closes nothing twice. Raises
+    DayCloseNotReady while a day to close must still wait (nothing closed for that day)."""
     fleet = FleetSettings.load()
     today = current_business_day(fleet)
     last = through_day or today - dt.timedelta(days=1)
@@ -143,6 +180,17 @@ def day_close_run(*, through_day: dt.date | None = None) -> int:
         raise InvalidInput(
             f"{last} is still open; days up to {today - dt.timedelta(days=1)} can close"
         )
+    oldest = (
+        Driver.objects.filter(is_active=True, balance_day__lte=last)
+        .order_by("balance_day")
+        .values_list("balance_day", flat=True)
+        .first()
+    )
+    day = oldest
+    while day is not None and day <= last:
+        # Checked once up front for a clear answer; each driver's roll checks again under its lock.
+        day_close_require_ready(day=day, fleet=fleet)
+        day += dt.timedelta(days=1)
     closed = 0
     for driver_pk in Driver.objects.filter(is_active=True).values_list("pk", flat=True):
 

@@ -3,8 +3,9 @@
 The ledger decides *that* a driver is owed a transfer (a fare's share, a bonus) and records it
 in the same transaction as the money; *how* it is sent belongs to the payouts layer, which
 installs its outbox here when Django starts (PayoutsConfig.ready). Likewise, verifying a
-missed payment's receipt with the provider belongs to the M-Pesa layer. The ledger never
-imports either: import-linter holds that line.
+missed payment's receipt with the provider belongs to the M-Pesa layer, and so does the inbox
+of stored confirmations that a day close must wait for. The ledger never imports either:
+import-linter holds that line.
 """
 
 from __future__ import annotations
@@ -44,7 +45,22 @@ class ReceiptVerifier(Protocol):
     def close(self) -> None: ...
 
 
+class ConfirmationInbox(Protocol):
+    """The stored payment confirmations not yet posted. A business day closes only when none
+    received before its cutoff is still waiting (a failed one is visible and does not block)."""
+
+    def unposted_received_before(self, *, moment: dt.datetime) -> int: ...
+
+
+class _NoInbox:
+    """Without a provider layer no confirmation can be waiting."""
+
+    def unposted_received_before(self, *, moment: dt.datetime) -> int:
+        return 0
+
+
 _payout_outbox: PayoutOutbox | None = None
+_confirmation_inbox: ConfirmationInbox = _NoInbox()
 _receipt_verifier_factory: Callable[[], ReceiptVerifier | None] = lambda: None  # noqa: E731
 
 
@@ -71,3 +87,12 @@ def receipt_verifier_install(factory: Callable[[], ReceiptVerifier | None]) -> N
 
 def receipt_verifier() -> ReceiptVerifier | None:
     return _receipt_verifier_factory()
+
+
+def confirmation_inbox_install(inbox: ConfirmationInbox) -> None:
+    global _confirmation_inbox
+    _confirmation_inbox = inbox
+
+
+def confirmation_inbox() -> ConfirmationInbox:
+    return _confirmation_inbox

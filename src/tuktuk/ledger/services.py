@@ -1,14 +1,23 @@
 """Posting: the one path by which money reaches a driver's balance.
 
-Lock the driver row, re-check, compute the split from the locked balance, insert the
-transaction and its ledger entry, move the cached balance with F() expressions, queue the
-payout, commit. A duplicate TransID is a no-op, whether it arrives after or during the first.
+Lock the driver row, re-check, decide the business day, compute the split from the locked
+balance, insert the transaction and its ledger entry, move the cached balance with F()
+expressions, queue the payout, commit. A duplicate TransID is a no-op, whether it arrives after
+or during the first.
+
+A payment belongs to the business day in which it was received (stored and acknowledged), never
+the one in which it happens to be posted: the day is decided from `received_at` under the
+driver's lock, against the driver's closed days. When that day is still open but an earlier one
+must close first and is not ready (a confirmation received before its cutoff is still being
+posted), the posting rolls back, waits holding no lock, and tries again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -27,7 +36,7 @@ from tuktuk.fleet.models import Driver, FleetSettings, Vehicle
 from tuktuk.ledger import ports
 from tuktuk.ledger.adjustments import repayment_allocate, repayment_recognised
 from tuktuk.ledger.business_day import business_day_of
-from tuktuk.ledger.day_close import driver_roll_to_day
+from tuktuk.ledger.day_close import DayCloseNotReady, day_close_readiness, driver_roll_to_day
 from tuktuk.ledger.models import (
     EntryKind,
     LedgerEntry,
@@ -37,6 +46,8 @@ from tuktuk.ledger.models import (
     TransactionType,
 )
 from tuktuk.ledger.split import Split, split_payment
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,8 @@ class IncomingPayment:
     payer_msisdn: str = ""
     payer_name: str = ""
     mpesa_time: dt.datetime | None = None
+    # When we stored it (a C2B callback's received_at); None: now, for what an operator records.
+    received_at: dt.datetime | None = None
 
 
 class PostingOutcome(StrEnum):
@@ -127,12 +140,21 @@ def _transaction_fields(payment: IncomingPayment, source: str) -> dict[str, obje
     }
 
 
+def _posting_day(*, driver: Driver, received_day: dt.date, fleet: FleetSettings) -> dt.date:
+    """The business day a payment received on `received_day` is credited to, for a locked
+    driver row: its own day, closing the driver's earlier days first (DayCloseNotReady if one
+    must wait); or the driver's open day when `received_day` is already closed (a confirmation
+    that failed and was replayed after the close: closed days are never written to)."""
+    driver_roll_to_day(driver=driver, day=received_day, fleet=fleet)
+    assert driver.balance_day is not None  # set by the roll
+    return driver.balance_day
+
+
 def _post_once(
-    payment: IncomingPayment, source: str, within: WithinPosting | None
+    payment: IncomingPayment, source: str, within: WithinPosting | None, received: dt.datetime
 ) -> PostingResult:
     fleet = FleetSettings.load()
-    now = timezone.now()
-    day = business_day_of(now, fleet=fleet)
+    received_day = business_day_of(received, fleet=fleet)
     vehicle_pk, driver_pk, by_driver_id = _resolve_driver(payment.account_reference)
     if driver_pk is None:
         existing = _existing(payment.trans_id)
@@ -145,7 +167,7 @@ def _post_once(
                 status=TransactionStatus.UNMATCHED,
                 transaction_type=TransactionType.PAYMENT,
                 vehicle_id=vehicle_pk,
-                received_at=now,
+                received_at=received,
             )
             result = PostingResult(PostingOutcome.UNMATCHED, unmatched)
     else:
@@ -155,18 +177,19 @@ def _post_once(
         if existing is not None:
             result = PostingResult(PostingOutcome.DUPLICATE, existing)
         elif by_driver_id or repayment_recognised(driver=driver, payment=payment):
+            day = _posting_day(driver=driver, received_day=received_day, fleet=fleet)
             repayment = Transaction.objects.create(
                 **_transaction_fields(payment, source),
                 status=TransactionStatus.COMPLETED,
                 transaction_type=TransactionType.DRIVER_REPAYMENT,
                 driver=driver,
-                received_at=now,
+                received_at=received,
                 business_day=day,
             )
             repayment_allocate(driver=driver, repayment=repayment)
             result = PostingResult(PostingOutcome.REPAYMENT, repayment)
         else:
-            driver_roll_to_day(driver=driver, day=day, fleet=fleet)
+            day = _posting_day(driver=driver, received_day=received_day, fleet=fleet)
             split = driver_split(driver=driver, fleet=fleet, amount=payment.amount)
             posted = Transaction.objects.create(
                 **_transaction_fields(payment, source),
@@ -176,7 +199,7 @@ def _post_once(
                 vehicle_id=vehicle_pk,
                 driver_share=split.driver_share,
                 target_contribution=split.target_contribution,
-                received_at=now,
+                received_at=received,
                 business_day=day,
             )
             driver_credit(driver=driver, fleet=fleet, day=day, posted=posted, split=split)
@@ -222,6 +245,21 @@ def driver_credit(
         )
 
 
+_CLOSE_POLL_SECONDS = 0.05
+
+
+def _close_wait(waiting: DayCloseNotReady, *, deadline: float) -> None:
+    """Wait, holding no lock, until the day that must close first is ready, or give up at the
+    deadline by raising `waiting`. Polling: the confirmations it waits for are being posted by
+    other requests, which commit without telling anyone (no portable wake-up across the three
+    databases), and a few 50 ms polls around midnight cost nothing."""
+    fleet = FleetSettings.load()
+    while day_close_readiness(day=waiting.day, fleet=fleet) is not None:
+        if time.monotonic() >= deadline:
+            raise waiting
+        time.sleep(_CLOSE_POLL_SECONDS)
+
+
 def _record_duplicate(
     existing: Transaction, source: str, within: WithinPosting | None
 ) -> PostingResult:
@@ -238,13 +276,22 @@ def payment_post(
     source: str = TransactionSource.C2B,
     within: WithinPosting | None = None,
 ) -> PostingResult:
-    """Credit a payment exactly once. Retries the whole transaction on transient DB errors."""
+    """Credit a payment exactly once. Retries the whole transaction on transient DB errors, and
+    after waiting (holding no lock) when an earlier day it must close is not ready yet; raises
+    DayCloseNotReady if it is still not ready after POSTING_CLOSE_WAIT_SECONDS."""
+    received = payment.received_at or timezone.now()
+    deadline = time.monotonic() + settings.POSTING_CLOSE_WAIT_SECONDS
     try:
-        result = atomic_with_retry(
-            lambda: _post_once(payment, source, within),
-            attempts=settings.POSTING_MAX_ATTEMPTS,
-            label="payment_post",
-        )
+        while True:
+            try:
+                result = atomic_with_retry(
+                    lambda: _post_once(payment, source, within, received),
+                    attempts=settings.POSTING_MAX_ATTEMPTS,
+                    label="payment_post",
+                )
+                break
+            except DayCloseNotReady as waiting:
+                _close_wait(waiting, deadline=deadline)
     except IntegrityError:
         # Two deliveries of one TransID raced past the re-check (e.g. an unmatched account):
         # the unique constraint refused the second. Anything else is a real error.
@@ -253,6 +300,19 @@ def payment_post(
             raise
         with transaction.atomic():
             result = _record_duplicate(existing, source, within)
+    credited = result.transaction
+    received_day = business_day_of(received, fleet=FleetSettings.load())
+    if result.outcome in (PostingOutcome.POSTED, PostingOutcome.REPAYMENT) and (
+        credited.business_day != received_day
+    ):
+        events.event_record(
+            title=events.EventTitle.CREDITED_AFTER_CLOSE,
+            level=events.EventLevel.WARNING,
+            driver=credited.driver,
+            message=f"TransID {payment.trans_id} was received on {received_day}, which had "
+            f"already closed; credited to the open day {credited.business_day}",
+            data={"trans_id": payment.trans_id, "received_at": received.isoformat()},
+        )
     if result.outcome is PostingOutcome.DUPLICATE:
         events.event_record(
             title=events.EventTitle.DUPLICATE_PREVENTED,

@@ -12,5 +12,8 @@ class MpesaConfig(AppConfig):
         # configured; the ledger asks through a port it owns.
         from tuktuk.ledger import ports
         from tuktuk.mpesa import daraja
+        from tuktuk.mpesa.callbacks import StoredConfirmations
 
         ports.receipt_verifier_install(daraja.receipt_verifier_when_configured)
+        # A day close waits for the confirmations stored before its cutoff.
+        ports.confirmation_inbox_install(StoredConfirmations())
