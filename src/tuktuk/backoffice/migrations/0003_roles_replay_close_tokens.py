@@ -23,8 +23,8 @@ def previous_roles(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("backoffice", "0002_roles"),
-        ("core", "0002_roles"),
-        ("ledger", "0003_roles"),
+        ("core", "0003_roles"),
+        ("ledger", "0004_roles"),
         ("mpesa", "0002_roles"),
     ]
 
