@@ -21,7 +21,7 @@ from django.test import Client
 
 import tuktuk
 from tests.support import live_server
-from tests.support.factories import make_driver, pay
+from tests.support.factories import make_driver, make_operator, pay
 from tests.support.live_server import LiveServer, free_port, live_server_process
 from tuktuk.backoffice import api as api_module
 from tuktuk.backoffice import legacy as reconciliation
@@ -161,7 +161,10 @@ def test_create_api_token_prints_a_working_token_and_stores_only_its_hash(
 ) -> None:
     make_user("alice")
     out, err = io.StringIO(), io.StringIO()
-    call_command("create_api_token", "alice", "--name", "reporting", stdout=out, stderr=err)
+    call_command(
+        "create_api_token", "alice", "--name", "reporting", "--user", make_operator(),
+        stdout=out, stderr=err,
+    )  # fmt: skip
     raw = out.getvalue().strip()
     assert len(raw) >= 40 and "\n" not in raw
     assert raw not in err.getvalue() and "shown only this once" in err.getvalue()
@@ -181,14 +184,15 @@ def test_create_api_token_prints_a_working_token_and_stores_only_its_hash(
 
 
 def test_create_api_token_for_an_unknown_user_is_an_error(db: None) -> None:
+    make_operator()
     with pytest.raises(CommandError, match="no user 'ghost'"):
-        call_command("create_api_token", "ghost")
+        call_command("create_api_token", "ghost", "--user", "root")
     make_user("inactive", active=False)
     with pytest.raises(CommandError, match="inactive"):
-        call_command("create_api_token", "inactive")
+        call_command("create_api_token", "inactive", "--user", "root")
     make_user("carol")
     with pytest.raises(CommandError, match="longer than 100"):
-        call_command("create_api_token", "carol", "--name", "x" * 101)
+        call_command("create_api_token", "carol", "--name", "x" * 101, "--user", "root")
     assert not ApiToken.objects.exists()
 
 
@@ -208,12 +212,12 @@ def test_console_script_prints_the_token_alone_and_fails_for_unknown_users(
     transactional_db: None, client: Client
 ) -> None:
     make_user("bob")
-    done = tuktuk_cli("create-api-token", "bob")
+    done = tuktuk_cli("create-api-token", "bob", "--user", make_operator())
     assert done.returncode == 0, done.stderr
     raw = done.stdout.strip()
     assert call(client, "get", "/drivers", raw).status_code == 200
 
-    failed = tuktuk_cli("create-api-token", "nobody")
+    failed = tuktuk_cli("create-api-token", "nobody", "--user", "root")
     assert failed.returncode != 0
     assert "no user 'nobody'" in failed.stderr and failed.stdout == ""
     assert ApiToken.objects.count() == 1

@@ -12,6 +12,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from tests.support import live_server
+from tests.support.factories import make_operator
 from tuktuk.fleet.models import Driver, Vehicle
 
 HEADER = "driver_id,driver_name,mpesa_number,vehicle_id,mpesa_account,daily_target,fare_percentage"
@@ -31,6 +32,10 @@ BAD_PROBLEMS = [
 ]
 
 
+def as_root() -> tuple[str, str]:
+    return ("--user", make_operator())
+
+
 def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "fleet.csv"
     path.write_text(text)
@@ -39,13 +44,13 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_command_imports_and_prints_a_summary(db: None, tmp_path: Path) -> None:
     out = io.StringIO()
-    call_command("import_fleet", str(write(tmp_path, GOOD)), stdout=out)
+    call_command("import_fleet", str(write(tmp_path, GOOD)), *as_root(), stdout=out)
     assert out.getvalue().splitlines() == [
         "Drivers: 2 created, 0 updated, 0 unchanged.",
         "Vehicles: 2 created, 0 updated, 0 unchanged.",
     ]
     out = io.StringIO()
-    call_command("import_fleet", str(write(tmp_path, GOOD)), stdout=out)
+    call_command("import_fleet", str(write(tmp_path, GOOD)), *as_root(), stdout=out)
     assert out.getvalue().splitlines()[0] == "Drivers: 0 created, 0 updated, 2 unchanged."
     assert Driver.objects.count() == 2
 
@@ -53,7 +58,7 @@ def test_command_imports_and_prints_a_summary(db: None, tmp_path: Path) -> None:
 def test_command_refuses_a_bad_file_with_one_line_per_problem(db: None, tmp_path: Path) -> None:
     err = io.StringIO()
     with pytest.raises(CommandError, match="refused, nothing was imported \\(3 problems\\)"):
-        call_command("import_fleet", str(write(tmp_path, BAD)), stderr=err)
+        call_command("import_fleet", str(write(tmp_path, BAD)), *as_root(), stderr=err)
     lines = err.getvalue().splitlines()
     assert len(lines) == 3
     for line, expected in zip(lines, BAD_PROBLEMS, strict=True):
@@ -70,7 +75,7 @@ def test_command_dry_run(db: None, tmp_path: Path) -> None:
 
 def test_command_missing_file(db: None, tmp_path: Path) -> None:
     with pytest.raises(CommandError, match="cannot read"):
-        call_command("import_fleet", str(tmp_path / "nope.csv"))
+        call_command("import_fleet", str(tmp_path / "nope.csv"), *as_root())
 
 
 def tuktuk(*args: str) -> subprocess.CompletedProcess[str]:
@@ -87,7 +92,7 @@ def tuktuk(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_console_script_imports(transactional_db: None, tmp_path: Path) -> None:
-    done = tuktuk("import-fleet", str(write(tmp_path, GOOD)))
+    done = tuktuk("import-fleet", str(write(tmp_path, GOOD)), *as_root())
     assert done.returncode == 0, done.stderr
     assert "Drivers: 2 created" in done.stdout
     assert sorted(Driver.objects.values_list("driver_id", "mpesa_number")) == [
@@ -98,7 +103,7 @@ def test_console_script_imports(transactional_db: None, tmp_path: Path) -> None:
 
 
 def test_console_script_exits_1_and_imports_nothing(transactional_db: None, tmp_path: Path) -> None:
-    done = tuktuk("import-fleet", str(write(tmp_path, BAD)))
+    done = tuktuk("import-fleet", str(write(tmp_path, BAD)), *as_root())
     assert done.returncode == 1
     assert done.stdout == ""
     lines = done.stderr.splitlines()

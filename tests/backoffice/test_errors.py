@@ -45,5 +45,5 @@ def test_the_cli_exits_with_the_mapped_code(people: dict[str, object]) -> None:
         call_command("payouts", "retry", "999", "--reason", "x", "--user", "manager")
     assert missing.value.returncode == 3 and "no payout 999" in str(missing.value)
     with pytest.raises(CommandError) as still_open:
-        call_command("close_day", "--date", "2099-01-01")
+        call_command("close_day", "--date", "2099-01-01", "--user", "manager")
     assert still_open.value.returncode == 2 and "still open" in str(still_open.value)

@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.db import connections
 
 from tests.support.clock import nairobi
-from tests.support.factories import make_driver, pay
+from tests.support.factories import make_driver, make_operator, pay
 from tests.support.invariants import assert_invariants
 from tuktuk.backoffice.legacy import reconcile_all_drivers_balances
 from tuktuk.core.models import Event
@@ -66,7 +66,7 @@ def test_close_rules_miss_carry_over_and_met_target_with_bonus() -> None:
         assert days_due(FleetSettings.load()) == [D]
         assert day_close_run() == 2
         assert day_close_run() == 0  # twice closes once
-        call_command("close_day")  # the CLI is the same function
+        call_command("close_day", "--user", make_operator())  # the same function
     assert DayClose.objects.count() == 2
     short_close = DayClose.objects.get(driver=short)
     assert (short_close.target_met, short_close.carried_over, short_close.consecutive_misses) == (

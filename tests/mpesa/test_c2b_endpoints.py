@@ -19,7 +19,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from tests.support.c2b import PAYER_MSISDN, confirmation_payload
-from tests.support.factories import make_driver
+from tests.support.factories import make_driver, make_operator
 from tests.support.invariants import assert_invariants
 from tuktuk.core.models import Event, EventTitle
 from tuktuk.fleet.models import Driver, FleetSettings
@@ -263,8 +263,8 @@ def test_posting_failure_keeps_the_callback_for_replay(client: Client) -> None:
     callback = Callback.objects.get()
     assert callback.state == CallbackState.FAILED and callback.error
     assert balance(driver) == 0 and not Transaction.objects.exists()  # rolled back whole
-    call_command("replay_callbacks")
-    call_command("replay_callbacks")  # a second replay finds nothing to do
+    call_command("replay_callbacks", "--user", make_operator())
+    call_command("replay_callbacks", "--user", "root")  # a second replay finds nothing to do
     callback.refresh_from_db()
     assert callback.state == CallbackState.PROCESSED and callback.attempts == 2
     assert balance(driver) == Decimal("50.00")

@@ -59,3 +59,12 @@ def edit_balance_by_sql(driver: Driver | int, delta: str) -> None:
             "UPDATE fleet_driver SET current_balance = current_balance + %s WHERE id = %s",
             [Decimal(delta), pk],
         )
+
+
+def make_operator(username: str = "root") -> str:
+    """A superuser to pass as --user to the operator commands; returns its username."""
+    from django.contrib.auth.models import User
+
+    if not User.objects.filter(username=username).exists():
+        User.objects.create_superuser(username, f"{username}@example.com", "pw-for-tests")
+    return username

@@ -30,9 +30,9 @@ def token_hash(raw: str) -> str:
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
-def api_token_create(*, user: User, name: str = "") -> tuple[ApiToken, str]:
-    """Create a token for `user`; returns the row and the raw token, which is never stored and
-    cannot be recovered: the caller shows it once."""
+def api_token_create(*, user: User, name: str = "", actor: str = "") -> tuple[ApiToken, str]:
+    """Create a token for `user` (`actor`: who asked, by default the user); returns the row and
+    the raw token, which is never stored and cannot be recovered: the caller shows it once."""
     name = name.strip()
     max_name = ApiToken._meta.get_field("name").max_length or 0
     if len(name) > max_name:
@@ -43,7 +43,7 @@ def api_token_create(*, user: User, name: str = "") -> tuple[ApiToken, str]:
     )
     events.event_record(
         title=events.EventTitle.API_TOKEN_CREATED,
-        actor=user.get_username(),
+        actor=actor or user.get_username(),
         message=f"API token {token.prefix}… created for {user.get_username()}",
         data={"token_id": token.pk, "prefix": token.prefix, "name": token.name},
     )

@@ -21,11 +21,11 @@ class OperatorCommand(BaseCommand):
             help="the operator's username (default: $TUKTUK_OPERATOR); needs the permission",
         )
 
-    def acting(self, options: dict[str, Any], permission: str) -> str:
+    def acting(self, options: dict[str, Any], permission: str, *more: str) -> str:
         if not options.get("user"):
             raise CommandError("who is acting? pass --user USERNAME (or set TUKTUK_OPERATOR)")
         try:
-            return operator(options["user"], permission)
+            return operator(options["user"], permission, *more)
         except NotAllowed as exc:
             raise CommandError(str(exc), returncode=error_shape(exc).cli_exit) from exc
 

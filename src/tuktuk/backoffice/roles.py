@@ -20,6 +20,18 @@ MANAGE_PAYOUTS = "payouts.manage_payouts"
 # Archiving deletes stored evidence (after writing it to a file): Django's own delete
 # permissions, which neither role holds; a superuser, or a user given both, runs it.
 ARCHIVE = ("mpesa.delete_callback", "core.delete_event")
+REPLAY_CALLBACKS = "mpesa.replay_callbacks"
+CLOSE_DAYS = "ledger.close_days"
+CREATE_API_TOKENS = "backoffice.add_apitoken"
+# An import creates and changes drivers (their targets and fare percentages) and vehicles.
+# The demo creates a superuser: on a database with operators, only a superuser may run it.
+DEMO = ("auth.add_user", "auth.change_user", "fleet.add_driver", "fleet.add_vehicle")
+IMPORT_FLEET = (
+    "fleet.add_driver",
+    "fleet.change_driver",
+    "fleet.add_vehicle",
+    "fleet.change_vehicle",
+)
 
 
 OUR_APPS = ["core", "fleet", "ledger", "payouts", "mpesa", "backoffice"]
@@ -34,11 +46,19 @@ MONEY_PERMISSIONS = [
     ("fleet", "add_vehicle"),
     ("fleet", "change_vehicle"),
     ("fleet", "change_fleetsettings"),
+    ("mpesa", "replay_callbacks"),
+    ("ledger", "close_days"),
+    ("backoffice", "add_apitoken"),
 ]
 
 
-def define_roles(group_model: Any, permission_model: Any) -> None:
-    """Create or refresh the two groups. Takes the models so a migration can pass its own."""
+def define_roles(
+    group_model: Any,
+    permission_model: Any,
+    money: list[tuple[str, str]] | None = None,
+) -> None:
+    """Create or refresh the two groups. Takes the models so a migration can pass its own, and
+    the money permissions so an early migration can pass the ones that existed then."""
     views = permission_model.objects.filter(
         content_type__app_label__in=OUR_APPS, codename__startswith="view_"
     )
@@ -47,7 +67,7 @@ def define_roles(group_model: Any, permission_model: Any) -> None:
     managers, _ = group_model.objects.get_or_create(name=FLEET_MANAGERS)
     money = [
         permission_model.objects.get(content_type__app_label=app, codename=codename)
-        for app, codename in MONEY_PERMISSIONS
+        for app, codename in (MONEY_PERMISSIONS if money is None else money)
     ]
     managers.permissions.set([*views, *money])
 
@@ -58,18 +78,20 @@ def roles_ensure() -> None:
     define_roles(Group, Permission)
 
 
-def require(user: AbstractUser | AnonymousUser | None, permission: str) -> str:
-    """The acting user's name if they hold `permission`, else NotAllowed."""
+def require(user: AbstractUser | AnonymousUser | None, permission: str, *more: str) -> str:
+    """The acting user's name if they hold `permission` (and every one of `more`), else
+    NotAllowed."""
     if user is None or not user.is_authenticated or not user.is_active:
         raise NotAllowed("sign in first")
-    if not user.has_perm(permission):
-        raise NotAllowed(f"{user.get_username()} may not do this (needs {permission})")
+    missing = [p for p in (permission, *more) if not user.has_perm(p)]
+    if missing:
+        raise NotAllowed(f"{user.get_username()} may not do this (needs {', '.join(missing)})")
     return str(user.get_username())
 
 
-def operator(username: str, permission: str) -> str:
-    """For the CLI: the named user must exist and hold the permission."""
+def operator(username: str, permission: str, *more: str) -> str:
+    """For the CLI: the named user must exist and hold the permission(s)."""
     user = get_user_model().objects.filter(username=username).first()
     if user is None:
         raise NotAllowed(f"no user {username!r}; pass --user with an operator's username")
-    return require(user, permission)
+    return require(user, permission, *more)

@@ -40,6 +40,9 @@ class EventTitle(models.TextChoices):
     ALERT_EMAIL_FAILED = "Alert Email Failed"
     RECORDS_ARCHIVED = "Records Archived"
     ARCHIVE_FAILED = "Archive Failed"
+    CALLBACKS_REPLAYED = "Callbacks Replayed By Operator"
+    DAYS_CLOSED_BY_OPERATOR = "Day Close Run By Operator"
+    FLEET_IMPORTED = "Fleet Imported"
 
 
 class Event(models.Model):

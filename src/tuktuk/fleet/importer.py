@@ -22,6 +22,7 @@ from decimal import Decimal
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
+from tuktuk.core import events
 from tuktuk.fleet.balance import driver_left_to_target_refresh
 from tuktuk.fleet.forms import NOT_UTF8, FleetRowForm, undecodable_byte
 from tuktuk.fleet.models import Driver, Vehicle
@@ -519,8 +520,9 @@ def _write(rows: list[FleetRow], plan: _Plan, override_columns: frozenset[str]) 
     return result
 
 
-def fleet_import(*, data: bytes, dry_run: bool = False) -> ImportResult:
-    """Import a fleet CSV whole, or raise ImportRejected listing every problem."""
+def fleet_import(*, data: bytes, dry_run: bool = False, actor: str = "") -> ImportResult:
+    """Import a fleet CSV whole, or raise ImportRejected listing every problem. A real import
+    is recorded in the event log with its actor, in the same transaction."""
     parsed = fleet_csv_parse(data=data)
     try:
         with transaction.atomic():
@@ -534,6 +536,19 @@ def fleet_import(*, data: bytes, dry_run: bool = False) -> ImportResult:
             if dry_run:
                 result.dry_run = True
                 transaction.set_rollback(True)
+            else:
+                events.event_record(
+                    title=events.EventTitle.FLEET_IMPORTED,
+                    actor=actor,
+                    message=f"fleet import by {actor or 'unknown'}: "
+                    + "; ".join(result.summary_lines()),
+                    data={
+                        "drivers_created": result.drivers_created,
+                        "drivers_updated": result.drivers_updated,
+                        "vehicles_created": result.vehicles_created,
+                        "vehicles_updated": result.vehicles_updated,
+                    },
+                )
     except DatabaseError as exc:
         # The checks above mirror the constraints, so this means the fleet changed while the
         # file was being imported (or a rule the checks do not know about).

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
+from decimal import Decimal
 
 from django.db import IntegrityError
 from django.utils import timezone
 
 from tuktuk.core import events
-from tuktuk.core.clock import mpesa_time_parse
+from tuktuk.core.dates import moment_parse
 from tuktuk.core.errors import InvalidInput, require_reason
 from tuktuk.core.money import operator_amount
 from tuktuk.fleet.models import Vehicle
@@ -33,26 +35,36 @@ OCCASION_PREFIX = "MISSED-"
 _RECEIPT = re.compile(r"^[A-Z0-9]{8,20}$")
 
 
-def _mpesa_time(raw: str) -> dt.datetime:
-    moment = mpesa_time_parse(raw.strip())
-    if moment is None:
-        raise InvalidInput(f"time {raw!r} is not YYYYMMDDHHMMSS")
+def missed_time_check(value: str | dt.datetime) -> dt.datetime:
+    """The M-Pesa time of a missed payment as typed: YYYYMMDDHHMMSS or ISO 8601 (local time
+    unless an offset is given), never in the future."""
+    moment = moment_parse(value, name="time")
     if moment > timezone.now() + dt.timedelta(minutes=5):
-        raise InvalidInput(f"time {raw} is in the future")
+        raise InvalidInput(f"time {value} is in the future")
     return moment
 
 
-def missed_payment_record(
+@dataclass(frozen=True)
+class MissedPaymentInput:
+    trans_id: str
+    amount: Decimal
+    msisdn: str
+    mpesa_time: dt.datetime
+    vehicle: Vehicle
+    reason: str
+
+
+def missed_payment_check(
     *,
     trans_id: str,
     amount: str,
     msisdn: str,
-    mpesa_time: str,
+    mpesa_time: str | dt.datetime,
     vehicle_id: str,
     reason: str,
-    actor: str,
-    verifier: ports.ReceiptVerifier | None = None,
-) -> MissedPayment:
+) -> MissedPaymentInput:
+    """Everything an operator typed, checked (InvalidInput), before anything is written: the
+    admin form shows these errors on the form."""
     trans_id = trans_id.strip().upper()
     if not _RECEIPT.match(trans_id):
         raise InvalidInput(f"{trans_id!r} is not an M-Pesa receipt number")
@@ -61,13 +73,49 @@ def missed_payment_record(
         payer = normalize_msisdn(msisdn)
     except InvalidPhoneNumber as exc:
         raise InvalidInput(str(exc)) from exc
-    when = _mpesa_time(mpesa_time)
+    when = missed_time_check(mpesa_time)
     reason = require_reason(reason)
     vehicle = Vehicle.objects.filter(vehicle_id=vehicle_id.strip()).first()
     if vehicle is None:
         raise InvalidInput(f"no vehicle {vehicle_id!r}")
     if Transaction.objects.filter(trans_id=trans_id).exists():
         raise InvalidInput(f"TransID {trans_id} is already used")
+    return MissedPaymentInput(
+        trans_id=trans_id,
+        amount=value,
+        msisdn=payer,
+        mpesa_time=when,
+        vehicle=vehicle,
+        reason=reason,
+    )
+
+
+def missed_payment_record(
+    *,
+    trans_id: str,
+    amount: str,
+    msisdn: str,
+    mpesa_time: str | dt.datetime,
+    vehicle_id: str,
+    reason: str,
+    actor: str,
+    verifier: ports.ReceiptVerifier | None = None,
+) -> MissedPayment:
+    checked = missed_payment_check(
+        trans_id=trans_id,
+        amount=amount,
+        msisdn=msisdn,
+        mpesa_time=mpesa_time,
+        vehicle_id=vehicle_id,
+        reason=reason,
+    )
+    trans_id, value, payer, when = (
+        checked.trans_id,
+        checked.amount,
+        checked.msisdn,
+        checked.mpesa_time,
+    )
+    vehicle, reason = checked.vehicle, checked.reason
     own_verifier = verifier is None
     verifier = verifier or ports.receipt_verifier()
     verify = verifier is not None

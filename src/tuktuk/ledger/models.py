@@ -210,6 +210,7 @@ class DayClose(AppendOnly):
 
     class Meta:
         ordering = ["-business_day", "driver_id"]
+        permissions = [("close_days", "Can run the day close")]
         constraints = [
             models.UniqueConstraint(fields=["driver", "business_day"], name="dayclose_once"),
             models.CheckConstraint(condition=Q(carried_over__lte=0), name="dayclose_no_credit"),

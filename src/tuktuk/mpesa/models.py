@@ -49,6 +49,7 @@ class Callback(models.Model):
     class Meta:
         ordering = ["-received_at", "-id"]
         indexes = [models.Index(fields=["kind", "state"])]
+        permissions = [("replay_callbacks", "Can replay stored callbacks (credits money)")]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.trans_id or '-'} {self.state}"

@@ -36,7 +36,8 @@ class FleetSettingsAdmin(admin.ModelAdmin):
     ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return not FleetSettings.objects.exists()
+        # One row; and adding it sets the targets, so the model permission still applies.
+        return not FleetSettings.objects.exists() and super().has_add_permission(request)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

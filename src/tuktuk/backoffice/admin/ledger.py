@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django import forms
@@ -15,10 +16,11 @@ from django.utils.html import format_html
 from tuktuk.backoffice import roles
 from tuktuk.backoffice.admin_utils import ReadOnlyAdmin
 from tuktuk.backoffice.errors import admin_error
-from tuktuk.core.errors import OperatorError
+from tuktuk.core.dates import MOMENT_FORMATS
+from tuktuk.core.errors import InvalidInput, OperatorError
 from tuktuk.fleet.models import Driver
 from tuktuk.ledger.adjustments import adjustment_add
-from tuktuk.ledger.missed import missed_payment_record
+from tuktuk.ledger.missed import missed_payment_check, missed_payment_record, missed_time_check
 from tuktuk.ledger.models import (
     Adjustment,
     BalanceCorrection,
@@ -213,13 +215,39 @@ class UncapturedPaymentAdmin(ReadOnlyAdmin):
 
 
 class MissedPaymentForm(forms.ModelForm):
+    # A text field, parsed here: the model's DateTimeField would refuse M-Pesa's own format.
     mpesa_time = forms.CharField(
-        label="M-Pesa time", help_text="YYYYMMDDHHMMSS, as on the M-Pesa statement"
+        label="M-Pesa time",
+        help_text=f"{MOMENT_FORMATS}; Africa/Nairobi time unless an offset is given",
     )
 
     class Meta:
         model = MissedPayment
         fields = ["trans_id", "amount", "msisdn", "mpesa_time", "vehicle", "reason"]
+
+    def clean_mpesa_time(self) -> dt.datetime:
+        try:
+            return missed_time_check(self.cleaned_data["mpesa_time"])
+        except InvalidInput as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.errors:
+            return cleaned
+        # The service's own checks, so what it would refuse is shown on the form (not a 500).
+        try:
+            missed_payment_check(
+                trans_id=cleaned["trans_id"],
+                amount=str(cleaned["amount"]),
+                msisdn=cleaned["msisdn"],
+                mpesa_time=cleaned["mpesa_time"],
+                vehicle_id=cleaned["vehicle"].vehicle_id,
+                reason=cleaned["reason"],
+            )
+        except InvalidInput as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        return cleaned
 
 
 @admin.register(MissedPayment)

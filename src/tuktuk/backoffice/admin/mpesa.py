@@ -9,11 +9,12 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 
+from tuktuk.backoffice import roles
 from tuktuk.backoffice.admin_utils import ReadOnlyAdmin
 from tuktuk.backoffice.errors import admin_error
+from tuktuk.backoffice.operator_services import callbacks_replay_by
 from tuktuk.core.errors import OperatorError
-from tuktuk.mpesa.callbacks import confirmation_process
-from tuktuk.mpesa.models import Callback, CallbackKind
+from tuktuk.mpesa.models import Callback
 from tuktuk.mpesa.selectors import duplicates_report
 
 
@@ -32,17 +33,20 @@ class CallbackAdmin(ReadOnlyAdmin):
     search_fields = ["trans_id", "body", "error"]
     actions = ["replay"]
 
-    @admin.action(description="Replay selected failed confirmations")
+    def has_replay_callbacks_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(roles.REPLAY_CALLBACKS)
+
+    # A replay posts the payment: money, so a fleet manager's permission and an actor.
+    @admin.action(
+        description="Replay selected failed confirmations", permissions=["replay_callbacks"]
+    )
     def replay(self, request: HttpRequest, queryset: QuerySet[Callback]) -> None:
-        states = [
-            confirmation_process(callback_id=pk)
-            for pk in queryset.filter(kind=CallbackKind.C2B_CONFIRMATION).values_list(
-                "pk", flat=True
-            )
-        ]
-        self.message_user(
-            request, f"Replayed {len(states)}: {', '.join(states) or 'none'}", messages.INFO
+        counts = callbacks_replay_by(
+            actor=roles.require(request.user, roles.REPLAY_CALLBACKS),
+            callback_ids=list(queryset.values_list("pk", flat=True)),
         )
+        summary = ", ".join(f"{state}: {n}" for state, n in sorted(counts.items())) or "none"
+        self.message_user(request, f"Replayed {sum(counts.values())}: {summary}", messages.INFO)
 
     def get_urls(self) -> list[URLPattern]:
         duplicates = self.admin_site.admin_view(self.duplicates_view)

@@ -1,18 +1,15 @@
 """Operator roles: fleet managers move money; accountants only read."""
 
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
+from tuktuk.backoffice.migrations._roles_0002 import MONEY_0002, permissions_create
 from tuktuk.backoffice.roles import ACCOUNTANTS, FLEET_MANAGERS, define_roles
 
 
 def create_roles(apps, schema_editor):
-    # Permissions are normally created after migrations; the roles need them now.
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
-    define_roles(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
+    permissions_create(apps)
+    # The money permissions as they were then: later ones come with their own migrations.
+    define_roles(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"), MONEY_0002)
 
 
 def remove_roles(apps, schema_editor):

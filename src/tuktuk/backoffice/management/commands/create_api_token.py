@@ -1,4 +1,6 @@
-"""`tuktuk create-api-token USERNAME [--name LABEL]`: a bearer token for the JSON API.
+"""`tuktuk create-api-token USERNAME [--name LABEL] --user OPERATOR`: a bearer token for the
+JSON API. The operator needs backoffice.add_apitoken (fleet managers); a token for a superuser
+only a superuser may create (it acts with every permission).
 
 The token goes to stdout alone (`TOKEN=$(tuktuk create-api-token alice)` works) and is shown
 only this once: only its hash is stored. The notice goes to stderr.
@@ -9,19 +11,24 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from tuktuk.backoffice.api_auth import api_token_create
+from tuktuk.backoffice.operator_command import OperatorCommand
+from tuktuk.backoffice.roles import CREATE_API_TOKENS
+from tuktuk.core.errors import NotAllowed
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = "Create a bearer token for the JSON API and print it once."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username", help="the Django user the token acts as")
         parser.add_argument("--name", default="", help="a label, e.g. what the token is for")
+        self.add_user_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        actor = self.acting(options, CREATE_API_TOKENS)
         user_model = get_user_model()
         username = options["username"]
         try:
@@ -32,8 +39,13 @@ class Command(BaseCommand):
             ) from exc
         if not user.is_active:
             raise CommandError(f"user {username!r} is inactive; its tokens would not work")
+        if (
+            user.is_superuser
+            and not user_model._default_manager.filter(username=actor, is_superuser=True).exists()
+        ):
+            raise NotAllowed(f"{actor} may not create a token for the superuser {username}")
         try:
-            token, raw = api_token_create(user=user, name=options["name"])
+            token, raw = api_token_create(user=user, name=options["name"], actor=actor)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(raw)

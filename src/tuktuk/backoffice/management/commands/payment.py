@@ -9,6 +9,7 @@ from django.core.management.base import CommandParser
 
 from tuktuk.backoffice.operator_command import OperatorCommand
 from tuktuk.backoffice.roles import RECORD_MISSED
+from tuktuk.core.dates import MOMENT_FORMATS
 from tuktuk.ledger.missed import missed_payment_record
 
 
@@ -21,7 +22,7 @@ class Command(OperatorCommand):
         missed.add_argument("--trans-id", required=True)
         missed.add_argument("--amount", required=True)
         missed.add_argument("--msisdn", required=True)
-        missed.add_argument("--time", required=True, help="M-Pesa time, YYYYMMDDHHMMSS")
+        missed.add_argument("--time", required=True, help=f"M-Pesa time, {MOMENT_FORMATS}")
         missed.add_argument("--vehicle", required=True)
         missed.add_argument("--reason", required=True)
         self.add_user_argument(missed)
