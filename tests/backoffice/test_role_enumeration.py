@@ -538,6 +538,10 @@ WRITING_COMMANDS: dict[str, list[Invocation]] = {
         Invocation(lambda w, p: ["accountant"], "manager", EventTitle.API_TOKEN_CREATED),
     ],
     "demo": [Invocation(lambda w, p: [], "root", None)],
+    # Deletes stored evidence (after archiving it): Django's delete permissions, a superuser's.
+    "archive": [
+        Invocation(lambda w, p: ["--older-than", "1"], "root", EventTitle.RECORDS_ARCHIVED)
+    ],
 }
 INVOCATIONS = [
     (name, index) for name, calls in sorted(WRITING_COMMANDS.items()) for index in range(len(calls))
