@@ -37,6 +37,10 @@ class EventTitle(models.TextChoices):
     API_TOKEN_CREATED = "API Token Created"  # noqa: S105 - a title, not a secret
     API_TOKEN_REVOKED = "API Token Revoked"  # noqa: S105 - a title, not a secret
     ALERT_EMAIL_FAILED = "Alert Email Failed"
+    PAYMENT_RECOVERED = "Missed Payment Recovered"
+    PULL_RUN = "Pull Transactions Run"
+    PULL_FAILED = "Pull Transactions Failed"
+    PULL_ROW_SKIPPED = "Pull Transaction Skipped"
 
 
 class Event(models.Model):
