@@ -44,10 +44,12 @@ def pull_scheduled(*, source: PullSource) -> dict[str, Any] | None:
     """The scheduled run if it is due (None if not), with the alert when it needs one."""
     if not schedule_claim(name=PULL_JOB, every=dt.timedelta(minutes=settings.PULL_EVERY_MINUTES)):
         return None
-    since, until = pull_window(
-        now=timezone.now(), covered_until=schedule_mark_get(name=PULL_COVERED_UNTIL)
-    )
+    covered_until = schedule_mark_get(name=PULL_COVERED_UNTIL)
+    since, until = pull_window(now=timezone.now(), covered_until=covered_until)
     result, alerted = pull_run_and_alert(source=source, since=since, until=until, actor="worker")
     if result.ok:
         schedule_mark_advance(name=PULL_COVERED_UNTIL, to=until)
+    elif covered_until is None:
+        # The very first run failed: the next one must still start where this one did.
+        schedule_mark_advance(name=PULL_COVERED_UNTIL, to=since)
     return {**result.as_dict(), "alert_sent": alerted}

@@ -195,7 +195,7 @@ class DarajaClient:
     def _pull_post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         result = self._post(path, body)
         if not isinstance(result, httpx.Response):
-            raise PullFailed(str(result))
+            raise PullFailed(getattr(result, "detail", "") or str(result))
         try:
             # Exact amounts: a JSON number 150.50 must not become a binary float.
             answer = json.loads(result.text, parse_float=Decimal)

@@ -232,8 +232,8 @@ def pull_reconcile(
         events.event_record(
             title=events.EventTitle.PULL_FAILED,
             level=events.EventLevel.ERROR,
-            message=f"Pull Transactions query for {since:%Y-%m-%d %H:%M} to {until:%H:%M} "
-            f"failed: {exc}",
+            message=f"Pull Transactions query for {timezone.localtime(since):%Y-%m-%d %H:%M} "
+            f"to {timezone.localtime(until):%Y-%m-%d %H:%M} failed: {exc}",
             data={"since": since.isoformat(), "until": until.isoformat(), "error": str(exc)},
             actor=actor,
         )
