@@ -263,6 +263,30 @@ def test_a_malformed_row_is_skipped_with_an_event_and_the_rest_recovered(
     assert balance() == Decimal("50.00")
 
 
+class Listed:
+    """M-Pesa's answer as the client hands it over, for rows the simulator cannot shape (a JSON
+    number, which the client reads as an exact Decimal; a row that is not an object)."""
+
+    def __init__(self, rows: list[Any]) -> None:
+        self.rows = rows
+
+    def pull_transactions(self, *, since: dt.datetime, until: dt.datetime) -> list[Any]:
+        return self.rows
+
+
+def test_rows_of_any_shape_are_skipped_with_an_event_the_log_can_keep(now: dt.datetime) -> None:
+    rows = [{"transactionId": "SIMDEC0001", "amount": Decimal("10.005")}, ["a", "list"], 7]
+    until = timezone.now()
+    result = pull_reconcile(source=Listed(rows), since=until - dt.timedelta(hours=1), until=until)
+    assert list(result.skipped) == ["SIMDEC0001", "row 1", "row 2"] and result.recovered == []
+    events = Event.objects.filter(title=EventTitle.PULL_ROW_SKIPPED).order_by("id")
+    assert [e.data["row"] for e in events] == [
+        {"transactionId": "SIMDEC0001", "amount": "10.005"},
+        "['a', 'list']",
+        "7",
+    ]
+
+
 @pytest.mark.parametrize(
     ("row", "why"),
     [

@@ -10,6 +10,7 @@ recovery is then its own posting transaction.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -156,6 +157,13 @@ def pull_row_parse(row: Any) -> IncomingPayment:
     )
 
 
+def _as_json(row: Any) -> Any:
+    """The row as the event log can keep it (amounts arrive as exact Decimals)."""
+    if not isinstance(row, dict):
+        return repr(row)[:500]
+    return json.loads(json.dumps(row, default=str))
+
+
 def _row_label(row: Any, index: int) -> str:
     trans_id = row.get("transactionId") if isinstance(row, dict) else None
     text = str(trans_id)[:64] if isinstance(trans_id, str | int) and str(trans_id) else ""
@@ -252,7 +260,7 @@ def pull_reconcile(
                 level=events.EventLevel.WARNING,
                 message=f"Pull Transactions {label}: {exc}; not posted (check it and record "
                 "it with `tuktuk payment record-missed` if it is a fare)",
-                data={"row": row if isinstance(row, dict) else repr(row)[:500], "why": str(exc)},
+                data={"row": _as_json(row), "why": str(exc)},
                 actor=actor,
             )
             continue
