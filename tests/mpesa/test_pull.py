@@ -434,3 +434,38 @@ def test_known_means_a_transaction_or_a_stored_confirmation(
     result = run()
     assert result.known == 2 and result.recovered == []
     assert Transaction.objects.count() == 1
+
+
+def test_simulator_pull_contract_refuses_what_daraja_refuses(now: dt.datetime) -> None:
+    with simulator() as sim:
+        base = sim.url
+        token = httpx.get(
+            f"{base}/oauth/v1/generate",
+            params={"grant_type": "client_credentials"},
+            auth=("sim-key", "sim-secret"),
+        ).json()["access_token"]
+        bearer = {"Authorization": f"Bearer {token}"}
+        query = {
+            "ShortCode": "600984",
+            "StartDate": "2026-03-10 09:00:00",
+            "EndDate": "2026-03-10 10:00:00",
+            "OffSetValue": "0",
+        }
+        assert httpx.post(f"{base}/pulltransactions/v1/query", json=query).status_code == 401
+        bad_number = {
+            "ShortCode": "600984",
+            "RequestType": "Pull",
+            "NominatedNumber": "12345",
+            "CallBackURL": "https://example.com/x",
+        }
+        refused = httpx.post(
+            f"{base}/pulltransactions/v1/register", json=bad_number, headers=bearer
+        )
+        assert refused.status_code == 400
+        assert refused.json()["errorMessage"] == "Bad Request - Invalid NominatedNumber"
+        bad_date = query | {"StartDate": "yesterday"}
+        refused = httpx.post(f"{base}/pulltransactions/v1/query", json=bad_date, headers=bearer)
+        assert refused.json()["errorMessage"] == "Bad Request - Invalid StartDate"
+        twice = [{"trans_id": "SIMTWICE01", "amount": "10", "account": "A"}] * 2
+        refused = httpx.post(f"{base}/sim/c2b-payments", json={"payments": twice})
+        assert refused.status_code == 400 and sim.state()["c2b_payments"] == []
