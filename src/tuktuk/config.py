@@ -441,5 +441,13 @@ def read_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         # files in ARCHIVE_DIR, then deleted (docs/design.md, "Retention").
         "RETENTION_DAYS": env("TUKTUK_RETENTION_DAYS", cast=integer(minimum=1), default=400),
         "ARCHIVE_DIR": archive_dir(env, directory),
+        # The Pull Transactions reconciliation (missed C2B confirmations). Unset: on when
+        # Daraja is configured (tuktuk.mpesa.daraja.is_configured).
+        "PULL_ENABLED": env("TUKTUK_PULL_ENABLED", cast=boolean, default=None),
+        "PULL_EVERY_MINUTES": env("TUKTUK_PULL_EVERY_MINUTES", cast=integer(minimum=1), default=60),
+        "PULL_OVERLAP_MINUTES": env(
+            "TUKTUK_PULL_OVERLAP_MINUTES", cast=integer(minimum=0), default=15
+        ),
+        "MPESA_PULL_NOMINATED_NUMBER": env.str("TUKTUK_MPESA_PULL_NOMINATED_NUMBER", default=""),
         "LOG_LEVEL": env("TUKTUK_LOG_LEVEL", cast=log_level, default="INFO"),
     }

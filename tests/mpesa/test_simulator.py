@@ -723,6 +723,9 @@ def test_state_and_reset(
         "callbacks_pending": 0,
         "status_queries": [],
         "script": [],
+        "c2b_payments": [],
+        "pull_registrations": {},
+        "pull_queries": [],
     }
     assert client.get("/sim/config").json()["fail_rate"] == 0.0  # the start-up config again
     assert pay(client, auth, b2c_body(receiver, "a")).status_code == 401  # tokens are gone

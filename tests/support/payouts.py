@@ -36,6 +36,8 @@ def daraja_env(sim: DarajaSimulator, server: LiveServer, **extra: str) -> dict[s
         "TUKTUK_MPESA_BASE_URL": sim.url,
         "TUKTUK_PUBLIC_URL": server.url,
         "TUKTUK_CALLBACK_TOKEN": server.token,
+        # The payout rigs register no shortcode for Pull Transactions (tests/mpesa/test_pull.py).
+        "TUKTUK_PULL_ENABLED": "false",
         **extra,
     }
 
@@ -52,6 +54,7 @@ def daraja_settings(sim: DarajaSimulator, server: LiveServer, **extra: Any) -> I
         MPESA_BASE_URL=sim.url,
         PUBLIC_URL=server.url,
         CALLBACK_TOKEN=server.token,
+        PULL_ENABLED=False,
         **extra,
     ):
         yield

@@ -7,11 +7,14 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
+from django.utils import timezone
 
 from tuktuk.backoffice.legacy import mass_row_message
+from tuktuk.core import events
 from tuktuk.core.money import format_ksh
 from tuktuk.fleet.models import FleetSettings
 from tuktuk.ledger.reconciliation import MassReconciliation
+from tuktuk.mpesa.pull import PullRunResult
 
 logger = logging.getLogger(__name__)
 
@@ -19,6 +22,20 @@ logger = logging.getLogger(__name__)
 def alert_recipients() -> list[str]:
     extra = [e.strip() for e in FleetSettings.load().alert_recipients.split(",") if e.strip()]
     return list(dict.fromkeys([*settings.ALERT_EMAILS, *extra]))
+
+
+def alert_safely(send: Any, **kwargs: Any) -> bool:
+    """Send an alert; a mail outage is recorded as an event and never stops the caller."""
+    try:
+        return bool(send(**kwargs))
+    except Exception as exc:  # a mail outage must not stop payouts or the day close
+        logger.exception("alert email could not be sent")
+        events.event_record(
+            title=events.EventTitle.ALERT_EMAIL_FAILED,
+            level=events.EventLevel.ERROR,
+            message=f"{type(exc).__name__}: {exc}",
+        )
+        return False
 
 
 def discrepancy_alert_send(*, result: MassReconciliation) -> bool:
@@ -74,6 +91,45 @@ def payout_failure_alert_send(*, payouts: list[Any]) -> bool:
     ]
     EmailMessage(
         subject=f"⚠️ Payouts Failed - {len(payouts)} Payouts",
+        body="\n".join(lines),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=recipients,
+        connection=get_connection(fail_silently=False),
+    ).send()
+    return True
+
+
+def pull_failure_alert_send(*, result: PullRunResult) -> bool:
+    """One email for a Pull Transactions run that left money M-Pesa holds uncredited: the query
+    failed, or listed payments could not be posted or read."""
+    recipients = alert_recipients()
+    if not result.needs_attention or not recipients:
+        return False
+    window = (
+        f"{timezone.localtime(result.since):%Y-%m-%d %H:%M} to "
+        f"{timezone.localtime(result.until):%Y-%m-%d %H:%M}"
+    )
+    lines = [f"Missed-payment recovery (M-Pesa Pull Transactions), {window}:", ""]
+    if result.error:
+        lines += [
+            f"The query failed: {result.error}",
+            "",
+            "Nothing was compared. The next run covers this window again (M-Pesa keeps 48 "
+            "hours); `tuktuk pull run --since ... --until ...` runs it by hand.",
+        ]
+    else:
+        lines.append(
+            f"{result.listed} listed, {result.known} known, {len(result.recovered)} recovered."
+        )
+    if result.failed:
+        lines += ["", f"{len(result.failed)} payment(s) could not be posted:"]
+        lines += [f"  {trans_id}: {error}" for trans_id, error in result.failed.items()]
+    if result.skipped:
+        lines += ["", f"{len(result.skipped)} row(s) could not be read and were not posted:"]
+        lines += [f"  {label}: {why}" for label, why in result.skipped.items()]
+        lines += ["Record the real ones with `tuktuk payment record-missed`."]
+    EmailMessage(
+        subject="⚠️ Missed Payment Recovery Needs Attention",
         body="\n".join(lines),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=recipients,

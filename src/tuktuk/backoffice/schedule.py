@@ -26,3 +26,22 @@ def schedule_claim(*, name: str, every: dt.timedelta) -> bool:
     except IntegrityError:
         return False  # another worker created it first
     return True
+
+
+def schedule_mark_get(*, name: str) -> dt.datetime | None:
+    """A moment kept under `name` (e.g. how far a periodic job has covered), if any."""
+    return ScheduledRun.objects.filter(name=name).values_list("last_run_at", flat=True).first()
+
+
+def schedule_mark_advance(*, name: str, to: dt.datetime) -> None:
+    """Move the moment kept under `name` forward to `to` (never back: a slow run finishing
+    after a later one must not undo it)."""
+    if ScheduledRun.objects.filter(name=name, last_run_at__lt=to).update(last_run_at=to):
+        return
+    if ScheduledRun.objects.filter(name=name).exists():
+        return
+    try:
+        with transaction.atomic():
+            ScheduledRun.objects.create(name=name, last_run_at=to)
+    except IntegrityError:
+        schedule_mark_advance(name=name, to=to)  # created meanwhile: advance that one

@@ -1,7 +1,8 @@
 """The background worker: replays stalled callbacks, runs the scheduled reconciliation (every N
-hours and before each day close), emails discrepancy alerts, closes business days when due,
-catching up day by day after downtime, and archives old callbacks and events once a day.
-Network calls (email) happen outside transactions.
+hours and before each day close), emails discrepancy alerts, recovers missed C2B payments from
+M-Pesa's Pull Transactions list (hourly), closes business days when due, catching up day by day
+after downtime, and archives old callbacks and events once a day. Network calls (Daraja, email)
+happen outside transactions.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from typing import Any
 
 from django.conf import settings
 
-from tuktuk.backoffice.alerts import discrepancy_alert_send, payout_failure_alert_send
+from tuktuk.backoffice.alerts import alert_safely, discrepancy_alert_send, payout_failure_alert_send
+from tuktuk.backoffice.pull import pull_enabled, pull_scheduled
 from tuktuk.backoffice.retention import records_archive
 from tuktuk.backoffice.schedule import schedule_claim
-from tuktuk.core import events
 from tuktuk.fleet.models import FleetSettings
 from tuktuk.ledger.day_close import DayCloseNotReady, day_close_run, days_due
 from tuktuk.ledger.reconciliation import drivers_balance_reconcile
@@ -37,19 +38,6 @@ class WorkerState:
     client: daraja.DarajaClient | None = None
 
 
-def _alert_safely(send: Any, **kwargs: Any) -> bool:
-    try:
-        return bool(send(**kwargs))
-    except Exception as exc:  # a mail outage must not stop payouts or the day close
-        logger.exception("alert email could not be sent")
-        events.event_record(
-            title=events.EventTitle.ALERT_EMAIL_FAILED,
-            level=events.EventLevel.ERROR,
-            message=f"{type(exc).__name__}: {exc}",
-        )
-        return False
-
-
 def _payouts(state: WorkerState) -> dict[str, Any]:
     if not daraja.is_configured():
         return {"skipped": "Daraja credentials not configured"}
@@ -58,8 +46,18 @@ def _payouts(state: WorkerState) -> dict[str, Any]:
     report: dict[str, Any] = payouts_work(gateway=state.client, worker=state.worker_id).as_dict()
     failed = payouts_failed_unalerted()
     if failed:
-        report["failure_alert_sent"] = _alert_safely(payout_failure_alert_send, payouts=failed)
+        report["failure_alert_sent"] = alert_safely(payout_failure_alert_send, payouts=failed)
     return report
+
+
+def _pull(state: WorkerState) -> dict[str, Any] | None:
+    if not pull_enabled():
+        return None
+    if not daraja.is_configured():
+        return {"skipped": "TUKTUK_PULL_ENABLED is on but Daraja credentials are not configured"}
+    if state.client is None:
+        state.client = daraja.DarajaClient()
+    return pull_scheduled(source=state.client)
 
 
 def _reconcile_and_alert(*, why: str) -> dict[str, Any]:
@@ -70,7 +68,7 @@ def _reconcile_and_alert(*, why: str) -> dict[str, Any]:
         "alert_sent": False,
     }
     if result.rows:
-        summary["alert_sent"] = _alert_safely(discrepancy_alert_send, result=result)
+        summary["alert_sent"] = alert_safely(discrepancy_alert_send, result=result)
     return summary
 
 
@@ -85,6 +83,9 @@ def _archive_safely() -> dict[str, Any]:
 def worker_tick(state: WorkerState) -> dict[str, Any]:
     """One pass of everything that is due. Safe to run from several workers at once."""
     report: dict[str, Any] = {"replayed": callbacks_replay(), "payouts": _payouts(state)}
+    pulled = _pull(state)
+    if pulled is not None:
+        report["pull"] = pulled
     fleet = FleetSettings.load()
     due = days_due(fleet)
     every = dt.timedelta(hours=settings.RECONCILE_EVERY_HOURS)

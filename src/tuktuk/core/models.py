@@ -43,6 +43,10 @@ class EventTitle(models.TextChoices):
     CALLBACKS_REPLAYED = "Callbacks Replayed By Operator"
     DAYS_CLOSED_BY_OPERATOR = "Day Close Run By Operator"
     FLEET_IMPORTED = "Fleet Imported"
+    PAYMENT_RECOVERED = "Missed Payment Recovered"
+    PULL_RUN = "Pull Transactions Run"
+    PULL_FAILED = "Pull Transactions Failed"
+    PULL_ROW_SKIPPED = "Pull Transaction Skipped"
 
 
 class Event(models.Model):

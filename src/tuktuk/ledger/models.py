@@ -30,6 +30,7 @@ class TransactionSource(models.TextChoices):
     C2B = "c2b", "M-Pesa C2B callback"
     MISSED = "missed", "Recorded missed payment"
     OPERATOR = "operator", "Operator"
+    PULL = "pull", "Recovered by the Pull Transactions query"
 
 
 class Transaction(models.Model):

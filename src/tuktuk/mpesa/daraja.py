@@ -1,4 +1,5 @@
-"""Daraja HTTP client (httpx): OAuth token cache, B2C payment request, Transaction Status.
+"""Daraja HTTP client (httpx): OAuth token cache, B2C payment request, Transaction Status, Pull
+Transactions (register, query).
 
 Every answer is classified by what it tells us about the money: accepted, refused before M-Pesa
 processed it (safe to try again), or unknown (the request may have been processed: never resend
@@ -7,6 +8,8 @@ blindly). Credentials are read from settings (the environment) and never logged.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import threading
 import time
@@ -15,6 +18,7 @@ from typing import Any
 
 import httpx
 from django.conf import settings
+from django.utils import timezone
 
 from tuktuk.payouts.gateway import Accepted, AlreadySubmitted, Outcome, Refused, Unknown
 
@@ -24,9 +28,23 @@ DUPLICATE_ORIGINATOR_ID = "500.002.1001"
 # Refresh the token this long before Daraja says it expires.
 TOKEN_MARGIN_SECONDS = 60
 
+PULL_REGISTER_PATH = "/pulltransactions/v1/register"
+PULL_QUERY_PATH = "/pulltransactions/v1/query"
+PULL_SUCCESS = "1000"
+# StartDate / EndDate as Daraja's examples write them, in Kenyan wall-clock time.
+PULL_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+# A window of an hour holds a few thousand fares at most; this many pages means a server that
+# never sends the empty page ending the list.
+PULL_MAX_PAGES = 1000
+
 
 class DarajaNotConfigured(RuntimeError):
     pass
+
+
+class PullFailed(RuntimeError):
+    """The Pull Transactions call did not give us an answer we can use. Nothing was changed
+    (register and query only read or record on Daraja's side), so it is safe to call again."""
 
 
 def is_configured() -> bool:
@@ -171,6 +189,79 @@ class DarajaClient:
         if not isinstance(result, httpx.Response):
             return result
         return _classify(result, originator_conversation_id)
+
+    # Pull Transactions -----------------------------------------------------------------------
+
+    def _pull_post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        result = self._post(path, body)
+        if not isinstance(result, httpx.Response):
+            raise PullFailed(getattr(result, "detail", "") or str(result))
+        try:
+            # Exact amounts: a JSON number 150.50 must not become a binary float.
+            answer = json.loads(result.text, parse_float=Decimal)
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise PullFailed(f"HTTP {result.status_code}: the answer is not a JSON object")
+        if result.status_code != 200:
+            code, message = answer.get("errorCode", ""), answer.get("errorMessage", "")
+            raise PullFailed(f"HTTP {result.status_code} {code} {message}".strip())
+        return answer
+
+    def pull_register(self, *, nominated_number: str, callback_url: str) -> dict[str, Any]:
+        """Register our shortcode for Pull Transactions (once per shortcode)."""
+        answer = self._pull_post(
+            PULL_REGISTER_PATH,
+            {
+                "ShortCode": settings.MPESA_SHORTCODE,
+                "RequestType": "Pull",
+                "NominatedNumber": nominated_number,
+                "CallBackURL": callback_url,
+            },
+        )
+        # The documented answer says ResponseStatus; the query's says ResponseCode.
+        status = str(answer.get("ResponseStatus", answer.get("ResponseCode", "")))
+        if status != PULL_SUCCESS:
+            raise PullFailed(f"register refused: {status} {answer.get('ResponseDescription', '')}")
+        return answer
+
+    def pull_page(self, *, since: dt.datetime, until: dt.datetime, offset: int) -> list[Any]:
+        """One page of the C2B transactions M-Pesa holds for our shortcode in [since, until]."""
+        answer = self._pull_post(
+            PULL_QUERY_PATH,
+            {
+                "ShortCode": settings.MPESA_SHORTCODE,
+                "StartDate": timezone.localtime(since).strftime(PULL_TIME_FORMAT),
+                "EndDate": timezone.localtime(until).strftime(PULL_TIME_FORMAT),
+                "OffSetValue": str(offset),
+            },
+        )
+        code = str(answer.get("ResponseCode", ""))
+        if code != PULL_SUCCESS:
+            raise PullFailed(f"query refused: {code} {answer.get('ResponseMessage', '')}".strip())
+        listed = answer.get("Response") or []
+        if not isinstance(listed, list):
+            raise PullFailed("query answer: Response is not a list")
+        # Daraja's sample nests the rows in a list of lists; a flat list is read as well.
+        rows: list[Any] = []
+        for item in listed:
+            rows.extend(item if isinstance(item, list) else [item])
+        return rows
+
+    def pull_transactions(self, *, since: dt.datetime, until: dt.datetime) -> list[Any]:
+        """Every row in the window, page by page (OffSetValue = rows already read) until an
+        empty page. Rows are returned as M-Pesa sent them; reading them is the caller's job."""
+        rows: list[Any] = []
+        previous: list[Any] | None = None
+        for _ in range(PULL_MAX_PAGES):
+            page = self.pull_page(since=since, until=until, offset=len(rows))
+            if not page:
+                return rows
+            if page == previous:
+                raise PullFailed("query answered the same page twice (OffSetValue ignored?)")
+            rows.extend(page)
+            previous = page
+        raise PullFailed(f"query still listing after {PULL_MAX_PAGES} pages")
 
 
 def _classify(response: httpx.Response, originator_conversation_id: str) -> Outcome:

@@ -225,3 +225,31 @@ def report_lines(summary: Summary) -> list[str]:
         f"latency p50 {summary.p50_ms:.1f} ms, p99 {summary.p99_ms:.1f} ms, "
         f"max {summary.max_ms:.1f} ms",
     ]
+
+
+def record_at_simulator(
+    daraja_url: str, deliveries: Sequence[Delivery], *, timeout: float = 30.0
+) -> int:
+    """Tell the Daraja simulator about the payments (not their re-sends), so its Pull
+    Transactions and status queries know them; their confirmations are not delivered by it.
+    Returns how many it recorded."""
+    payments = [
+        {
+            "trans_id": d.payload["TransID"],
+            "amount": d.payload["TransAmount"],
+            "account": d.payload["BillRefNumber"],
+            "msisdn": d.payload["MSISDN"],
+            "time": d.payload["TransTime"],
+            "short_code": d.payload["BusinessShortCode"],
+            "first_name": d.payload["FirstName"],
+            "last_name": d.payload["LastName"],
+        }
+        for d in deliveries
+        if not d.duplicate
+    ]
+    url = f"{daraja_url.rstrip('/')}/sim/c2b-payments"
+    with httpx.Client(timeout=timeout, trust_env=False) as client:
+        for start in range(0, len(payments), 1000):
+            response = client.post(url, json={"payments": payments[start : start + 1000]})
+            response.raise_for_status()
+    return len(payments)

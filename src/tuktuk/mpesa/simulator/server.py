@@ -1,4 +1,6 @@
-"""The Daraja simulator: OAuth, B2C and Transaction Status as docs/daraja-simulator.md specifies.
+"""The Daraja simulator: OAuth, B2C, Transaction Status and Pull Transactions (with the C2B
+payments M-Pesa holds, delivered to a confirmation URL or not) as docs/daraja-simulator.md
+specifies.
 
 It is a WSGI application (SimulatorApp) served by the standard library's wsgiref with a thread
 per connection, so that it needs nothing beyond what the project already installs, and can run
@@ -40,6 +42,8 @@ from urllib.parse import parse_qs, urlsplit
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 import httpx
+
+from tuktuk.mpesa.c2b_payload import SANDBOX_MSISDN, SANDBOX_SHORTCODE, c2b_payload
 
 logger = logging.getLogger("tuktuk.mpesa.simulator")
 
@@ -87,6 +91,13 @@ _TOKEN_CHARS = string.ascii_letters + string.digits
 _AMOUNT_TEXT = re.compile(r"\d{1,12}(\.\d{1,2})?")
 _MSISDN = re.compile(r"254[17]\d{8}")
 _SHORTCODE = re.compile(r"\d{5,7}")
+_TRANS_ID = re.compile(r"[A-Z0-9]{6,20}")
+_NOMINATED = re.compile(r"(254|0)[17]\d{8}")
+
+# Pull Transactions: what M-Pesa keeps, the answer codes, the time format of StartDate/EndDate.
+PULL_HISTORY = dt.timedelta(hours=48)
+PULL_SUCCESS = "1000"
+PULL_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -111,6 +122,7 @@ class SimConfig:
     seed: int | None = None
     callback_retries: int = 3
     callback_backoff_ms: int = 500
+    pull_page_size: int = 100  # rows per Pull Transactions page (Daraja's limit is undocumented)
 
     def __post_init__(self) -> None:
         if not self.consumer_key or not self.consumer_secret:
@@ -125,6 +137,7 @@ class SimConfig:
         _check_range("hang_seconds", self.hang_seconds, 0, 3600)
         _check_range("callback_retries", self.callback_retries, 0, 20)
         _check_range("callback_backoff_ms", self.callback_backoff_ms, 0, 60_000)
+        _check_range("pull_page_size", self.pull_page_size, 1, 10_000)
 
     def updated(self, changes: Mapping[str, Any]) -> SimConfig:
         """A copy with `changes` (JSON names, e.g. from POST /sim/config) applied and checked."""
@@ -183,6 +196,7 @@ RUNTIME_FIELDS: dict[str, Callable[[str, Any], Any]] = {
     "seed": _as_seed,
     "callback_retries": _as_int,
     "callback_backoff_ms": _as_int,
+    "pull_page_size": _as_int,
 }
 
 
@@ -362,6 +376,51 @@ def parse_basic_auth(header: str | None) -> tuple[str, str] | None:
     return (key, secret) if sep else None
 
 
+@dataclass(frozen=True)
+class PullQuery:
+    short_code: str
+    start: dt.datetime
+    end: dt.datetime
+    offset: int
+
+
+def _pull_time(payload: Mapping[str, Any], name: str) -> dt.datetime:
+    try:
+        naive = dt.datetime.strptime(text_field(payload, name, max_length=32), PULL_TIME_FORMAT)
+    except ValueError:
+        raise bad_request(name) from None
+    return naive.replace(tzinfo=NAIROBI)
+
+
+def parse_pull_query(payload: Mapping[str, Any]) -> PullQuery:
+    short_code = text_field(payload, "ShortCode")
+    if not _SHORTCODE.fullmatch(short_code):
+        raise bad_request("ShortCode")
+    start, end = _pull_time(payload, "StartDate"), _pull_time(payload, "EndDate")
+    if end < start:
+        raise bad_request("EndDate")
+    offset_text = text_field(payload, "OffSetValue", required=False, max_length=12) or "0"
+    if not offset_text.isdigit():
+        raise bad_request("OffSetValue")
+    return PullQuery(short_code=short_code, start=start, end=end, offset=int(offset_text))
+
+
+def parse_pull_register(payload: Mapping[str, Any]) -> dict[str, str]:
+    short_code = text_field(payload, "ShortCode")
+    if not _SHORTCODE.fullmatch(short_code):
+        raise bad_request("ShortCode")
+    request_type = text_field(payload, "RequestType", max_length=32)
+    nominated = text_field(payload, "NominatedNumber", max_length=16)
+    if not _NOMINATED.fullmatch(nominated):
+        raise bad_request("NominatedNumber")
+    return {
+        "short_code": short_code,
+        "request_type": request_type,
+        "nominated_number": nominated,
+        "callback_url": callback_url(payload, "CallBackURL"),
+    }
+
+
 # ---------------------------------------------------------------------------------------------
 # State records
 
@@ -399,6 +458,99 @@ class Payment:
 
 
 @dataclass(frozen=True)
+class C2BPayment:
+    """A customer's paybill payment M-Pesa took: listed by Pull Transactions for 48 hours,
+    found by the status query, and delivered to a confirmation URL only if one was given."""
+
+    trans_id: str
+    amount: Decimal
+    account: str
+    msisdn: str
+    when: dt.datetime
+    short_code: str
+    first_name: str
+    last_name: str
+    delivered_to: str  # the confirmation URL it was POSTed to; "" when never delivered
+    pull_row: Mapping[str, Any]  # fields replaced in its Pull Transactions row (bad rows)
+
+    def confirmation(self) -> dict[str, str]:
+        return c2b_payload(
+            trans_id=self.trans_id,
+            amount=self.amount,
+            account=self.account,
+            msisdn=self.msisdn,
+            when=self.when,
+            first_name=self.first_name,
+            last_name=self.last_name,
+            shortcode=self.short_code,
+        )
+
+    def row(self) -> dict[str, Any]:
+        """Its row in the Pull Transactions answer, shaped like Daraja's sample."""
+        whole = self.amount == self.amount.to_integral_value()
+        row: dict[str, Any] = {
+            "transactionId": self.trans_id,
+            # Kenyan wall-clock time, written like the sample ("2020-08-05T10:13:00Z").
+            "trxDate": self.when.astimezone(NAIROBI).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "msisdn": int(self.msisdn) if self.msisdn.isdigit() else self.msisdn,
+            "sender": f"{self.first_name} {self.last_name}".strip(),
+            "transactiontype": "c2b-pay-bill-debit",
+            "billreference": self.account,
+            "amount": str(int(self.amount)) if whole else f"{self.amount:f}",
+            "organizationname": f"{self.short_code} - Sim Business",
+        }
+        row.update(self.pull_row)
+        return row
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "trans_id": self.trans_id,
+            "amount": str(self.amount),
+            "account": self.account,
+            "time": self.when.astimezone(NAIROBI).isoformat(),
+            "delivered_to": self.delivered_to,
+        }
+
+
+def _payment_time(value: Any, now: dt.datetime) -> dt.datetime:
+    if value is None or value == "":
+        return now
+    text = str(value).strip()
+    try:
+        if text.isdigit():
+            return dt.datetime.strptime(text, "%Y%m%d%H%M%S").replace(tzinfo=NAIROBI)
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise bad_request("time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=NAIROBI)
+
+
+def parse_c2b_payment(
+    item: Any, *, trans_id: str, now: dt.datetime, delivered_to: str
+) -> C2BPayment:
+    if not isinstance(item, dict):
+        raise bad_request("payments")
+    amount_text = text_field(item, "amount", max_length=16)
+    if not _AMOUNT_TEXT.fullmatch(amount_text) or Decimal(amount_text) <= 0:
+        raise bad_request("amount")
+    pull_row = item.get("pull_row") or {}
+    if not isinstance(pull_row, dict):
+        raise bad_request("pull_row")
+    return C2BPayment(
+        trans_id=trans_id,
+        amount=Decimal(amount_text),
+        account=text_field(item, "account", max_length=64),
+        msisdn=text_field(item, "msisdn", required=False, max_length=64) or SANDBOX_MSISDN,
+        when=_payment_time(item.get("time"), now),
+        short_code=text_field(item, "short_code", required=False) or SANDBOX_SHORTCODE,
+        first_name=text_field(item, "first_name", required=False, max_length=64) or "John",
+        last_name=text_field(item, "last_name", required=False, max_length=64) or "Doe",
+        delivered_to=delivered_to,
+        pull_row=dict(pull_row),
+    )
+
+
+@dataclass(frozen=True)
 class Outbound:
     """One callback to POST: a B2C result, a queue-timeout notice or a status result."""
 
@@ -432,6 +584,10 @@ class SimState:
     # C2B receipts M-Pesa holds (customer payments to the paybill), for status queries about
     # payments our webhook never received.
     c2b_receipts: dict[str, Decimal] = field(default_factory=dict)
+    # Customer payments with their details, listed by Pull Transactions (by TransID).
+    c2b_payments: dict[str, C2BPayment] = field(default_factory=dict)
+    pull_registrations: dict[str, dict[str, str]] = field(default_factory=dict)
+    pull_queries: list[dict[str, Any]] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -726,6 +882,9 @@ class DarajaService:
                 "callbacks_pending": self._pending,
                 "status_queries": [dict(item) for item in state.status_queries],
                 "script": list(state.script),
+                "c2b_payments": [p.as_json() for p in state.c2b_payments.values()],
+                "pull_registrations": {k: dict(v) for k, v in state.pull_registrations.items()},
+                "pull_queries": [dict(item) for item in state.pull_queries],
             }
 
     def config(self) -> dict[str, Any]:
@@ -772,6 +931,103 @@ class DarajaService:
         with self._lock:
             self._state.c2b_receipts.update(parsed)
             return {"c2b_receipts": len(self._state.c2b_receipts)}
+
+    def add_c2b_payments(self, payments: Any, confirmation_url: Any = None) -> dict[str, Any]:
+        """Customer paybill payments M-Pesa took. With `confirmation_url`, each confirmation is
+        POSTed there (as Daraja does to the registered URL); without, it never is: the payment
+        our webhook missed, which only Pull Transactions (or a status query) will show."""
+        if not isinstance(payments, list) or not 1 <= len(payments) <= 10_000:
+            raise bad_request("payments")
+        url = ""
+        if confirmation_url not in (None, ""):
+            url = callback_url({"confirmation_url": confirmation_url}, "confirmation_url")
+        added: list[C2BPayment] = []
+        with self._lock:
+            now = self._wall_clock()
+            for item in payments:
+                wanted = item.get("trans_id") if isinstance(item, dict) else None
+                trans_id = str(wanted).strip().upper() if wanted else self._new_receipt()
+                taken = self._state.c2b_payments.keys() | {p.trans_id for p in added}
+                if not _TRANS_ID.fullmatch(trans_id) or trans_id in taken:
+                    raise bad_request("trans_id")
+                added.append(parse_c2b_payment(item, trans_id=trans_id, now=now, delivered_to=url))
+            # All or nothing: the batch is checked before any of it is kept.
+            for payment in added:
+                self._state.receipts.add(payment.trans_id)
+                self._state.c2b_payments[payment.trans_id] = payment
+                self._state.c2b_receipts[payment.trans_id] = payment.amount
+            plans = [
+                self._plan(
+                    (Outbound("c2b_confirmation", url, payment.confirmation(), payment.trans_id),)
+                )
+                for payment in added
+                if url
+            ]
+        for plan in plans:
+            self._submit(plan)
+        return {"payments": [payment.as_json() for payment in added]}
+
+    def pull_register(self, authorization: str | None, body: bytes) -> Reply:
+        self._authorize(authorization)
+        registration = parse_pull_register(parse_json_object(body))
+        with self._lock:
+            self._state.pull_registrations[registration["short_code"]] = registration
+            reference = self._new_originator_id()
+        return Reply(
+            200,
+            {
+                "ResponseRefID": reference,
+                "ResponseStatus": PULL_SUCCESS,
+                "ShortCode": registration["short_code"],
+                "ResponseDescription": "Shortcode Registered Successfully",
+            },
+        )
+
+    def pull_query(self, authorization: str | None, body: bytes) -> Reply:
+        self._authorize(authorization)
+        query = parse_pull_query(parse_json_object(body))
+        with self._lock:
+            now = self._wall_clock()
+            if query.short_code not in self._state.pull_registrations:
+                raise DarajaError(
+                    400,
+                    "400.002.02",
+                    f"Bad Request - ShortCode {query.short_code} is not registered for Pull",
+                )
+            if query.start < now - PULL_HISTORY:
+                raise DarajaError(
+                    400, "400.002.02", "Bad Request - StartDate is more than 48 hours ago"
+                )
+            listed = sorted(
+                (
+                    p
+                    for p in self._state.c2b_payments.values()
+                    if p.short_code == query.short_code
+                    and query.start <= p.when <= query.end
+                    and p.when >= now - PULL_HISTORY
+                ),
+                key=lambda p: (p.when, p.trans_id),
+            )
+            page = listed[query.offset : query.offset + self._config.pull_page_size]
+            self._state.pull_queries.append(
+                {
+                    "start": query.start.isoformat(),
+                    "end": query.end.isoformat(),
+                    "offset": query.offset,
+                    "returned": len(page),
+                }
+            )
+            reference = self._new_originator_id()
+        return Reply(
+            200,
+            {
+                "ResponseRefID": reference,
+                "ResponseCode": PULL_SUCCESS,
+                "ResponseMessage": "Success",
+                # Nested in a list of lists, as in Daraja's sample answer.
+                "Response": [[payment.row() for payment in page]],
+            },
+        )
 
     def expire_tokens(self) -> dict[str, Any]:
         with self._lock:
@@ -1073,6 +1329,10 @@ def _script_outcomes(body: bytes) -> list[Any]:
     return outcomes
 
 
+def _c2b_payments(service: DarajaService, payload: dict[str, Any]) -> dict[str, Any]:
+    return service.add_c2b_payments(payload.get("payments"), payload.get("confirmation_url"))
+
+
 ENDPOINTS: dict[str, dict[str, Endpoint]] = {
     "/oauth/v1/generate": {"GET": lambda s, r: s.oauth(r.authorization, r.query)},
     "/mpesa/b2c/v3/paymentrequest": {
@@ -1084,6 +1344,10 @@ ENDPOINTS: dict[str, dict[str, Endpoint]] = {
     "/mpesa/transactionstatus/v1/query": {
         "POST": lambda s, r: s.transaction_status(r.authorization, r.body)
     },
+    "/pulltransactions/v1/register": {
+        "POST": lambda s, r: s.pull_register(r.authorization, r.body)
+    },
+    "/pulltransactions/v1/query": {"POST": lambda s, r: s.pull_query(r.authorization, r.body)},
     "/sim/state": {"GET": lambda s, r: _json_reply(s.state())},
     "/sim/config": {
         "GET": lambda s, r: _json_reply(s.config()),
@@ -1095,6 +1359,9 @@ ENDPOINTS: dict[str, dict[str, Endpoint]] = {
     },
     "/sim/reset": {"POST": lambda s, r: _json_reply(s.reset())},
     "/sim/expire-tokens": {"POST": lambda s, r: _json_reply(s.expire_tokens())},
+    "/sim/c2b-payments": {
+        "POST": lambda s, r: _json_reply(_c2b_payments(s, parse_json_object(r.body)))
+    },
     "/sim/c2b-receipts": {
         "POST": lambda s, r: _json_reply(
             s.add_c2b_receipts(parse_json_object(r.body).get("receipts") or {})
@@ -1324,3 +1591,9 @@ class DarajaSimulator:
 
     def add_c2b_receipts(self, **receipts: Any) -> dict[str, Any]:
         return self.service.add_c2b_receipts(receipts)
+
+    def add_c2b_payments(
+        self, *payments: dict[str, Any], confirmation_url: str | None = None
+    ) -> list[dict[str, Any]]:
+        answer = self.service.add_c2b_payments(list(payments), confirmation_url)
+        return list(answer["payments"])

@@ -12,7 +12,10 @@ from tuktuk.mpesa.simulator.server import RATED_OUTCOMES, DarajaSimulator, SimCo
 
 
 class Command(BaseCommand):
-    help = "Serve a Daraja simulator (OAuth, B2C, Transaction Status) for demos, staging, tests."
+    help = (
+        "Serve a Daraja simulator (OAuth, B2C, Transaction Status, Pull Transactions) for "
+        "demos, staging and tests."
+    )
     # It touches no database, so it must start even where none is configured.
     requires_system_checks: list[str] = []
 
@@ -29,6 +32,9 @@ class Command(BaseCommand):
         parser.add_argument("--hang-seconds", type=float, default=defaults.hang_seconds)
         parser.add_argument("--callback-retries", type=int, default=defaults.callback_retries)
         parser.add_argument("--callback-backoff-ms", type=int, default=defaults.callback_backoff_ms)
+        parser.add_argument(
+            "--pull-page-size", type=int, default=defaults.pull_page_size, help="rows per page"
+        )
         parser.add_argument("--seed", type=int, default=None)
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -64,6 +70,7 @@ class Command(BaseCommand):
             "hang_seconds",
             "callback_retries",
             "callback_backoff_ms",
+            "pull_page_size",
             "seed",
         ]
         try:

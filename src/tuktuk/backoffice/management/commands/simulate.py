@@ -6,6 +6,7 @@ import datetime as dt
 import random
 from typing import Any
 
+import httpx
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -50,6 +51,18 @@ class Command(BaseCommand):
             "--token", default=None, help="callback token; default: the settings' token"
         )
         parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+        parser.add_argument(
+            "--daraja-url",
+            default="",
+            help="a Daraja simulator (tuktuk daraja-sim) to record the payments at, so its Pull "
+            "Transactions query lists them",
+        )
+        parser.add_argument(
+            "--no-callback",
+            action="store_true",
+            help="record the payments at --daraja-url only: no confirmation reaches our server "
+            "(the webhook missed them; the pull recovery finds them)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         self._check(options)
@@ -66,6 +79,17 @@ class Command(BaseCommand):
             when=dt.datetime.now(dt.UTC),
             cents=options["cents"],
         )
+        if options["daraja_url"]:
+            try:
+                recorded = c2b_load.record_at_simulator(
+                    options["daraja_url"], deliveries, timeout=options["timeout"]
+                )
+            except httpx.HTTPError as exc:
+                raise CommandError(f"the simulator at --daraja-url refused: {exc}") from exc
+            self.stdout.write(f"Recorded {recorded} payment(s) at {options['daraja_url']}")
+        if options["no_callback"]:
+            self.stdout.write("No confirmation sent (--no-callback)")
+            return
         url = c2b_load.confirmation_url(options["url"], token)
         shown = c2b_load.confirmation_url(options["url"], "<token>")
         self.stdout.write(
@@ -97,6 +121,8 @@ class Command(BaseCommand):
         for name in ("duplicates", "cents"):
             if not 0.0 <= options[name] <= 1.0:
                 raise CommandError(f"--{name} is a fraction between 0 and 1")
+        if options["no_callback"] and not options["daraja_url"]:
+            raise CommandError("--no-callback needs --daraja-url (where the payments are kept)")
         if options["delay_ms"] < 0 or options["timeout"] <= 0:
             raise CommandError("--delay-ms must not be negative and --timeout must be positive")
 
