@@ -543,8 +543,21 @@ WRITING_COMMANDS: dict[str, list[Invocation]] = {
         Invocation(lambda w, p: ["--older-than", "1"], "root", EventTitle.RECORDS_ARCHIVED)
     ],
 }
+# Commands that write only with the provider's answer (Daraja): refused here like the others;
+# their positive control runs against the Daraja simulator (tests/mpesa/test_pull.py).
+PROVIDER_COMMANDS: dict[str, list[Invocation]] = {
+    "pull": [
+        Invocation(lambda w, p: ["run"], "manager", EventTitle.PULL_RUN),
+        Invocation(lambda w, p: ["register", "--nominated-number", "0700000000"], "manager", None),
+    ],
+}
 INVOCATIONS = [
     (name, index) for name, calls in sorted(WRITING_COMMANDS.items()) for index in range(len(calls))
+]
+REFUSED = INVOCATIONS + [
+    (name, index)
+    for name, calls in sorted(PROVIDER_COMMANDS.items())
+    for index in range(len(calls))
 ]
 
 
@@ -556,9 +569,18 @@ def _csv(directory: Path) -> str:
 
 def test_every_command_is_classified() -> None:
     assert "replay_callbacks" in OUR_COMMANDS and "close_day" in OUR_COMMANDS
-    unclassified = set(OUR_COMMANDS) - READ_ONLY_COMMANDS - SYSTEM_COMMANDS - set(WRITING_COMMANDS)
+    unclassified = (
+        set(OUR_COMMANDS)
+        - READ_ONLY_COMMANDS
+        - SYSTEM_COMMANDS
+        - set(WRITING_COMMANDS)
+        - set(PROVIDER_COMMANDS)
+    )
     assert not unclassified, f"commands neither read-only nor proven to refuse: {unclassified}"
-    gone = (READ_ONLY_COMMANDS | SYSTEM_COMMANDS | set(WRITING_COMMANDS)) - set(OUR_COMMANDS)
+    classified = (
+        READ_ONLY_COMMANDS | SYSTEM_COMMANDS | set(WRITING_COMMANDS) | set(PROVIDER_COMMANDS)
+    )
+    gone = classified - set(OUR_COMMANDS)
     assert not gone, f"classified commands that no longer exist: {gone}"
 
 
@@ -574,11 +596,11 @@ class _Sink:
         pass
 
 
-@pytest.mark.parametrize(("name", "index"), INVOCATIONS, ids=[f"{n}-{i}" for n, i in INVOCATIONS])
+@pytest.mark.parametrize(("name", "index"), REFUSED, ids=[f"{n}-{i}" for n, i in REFUSED])
 def test_command_refused_to_accountants_and_to_nobody(
     world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, index: int
 ) -> None:
-    invocation = WRITING_COMMANDS[name][index]
+    invocation = {**WRITING_COMMANDS, **PROVIDER_COMMANDS}[name][index]
     with time_machine.travel(invocation.at, tick=False):
         argv = invocation.argv(world, tmp_path)
         before = snapshot()
