@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run serve test test-clock lint format bench-import bench-c2b bench-reconcile clean
+.PHONY: install run serve test test-clock lint format bench-import bench-c2b bench-reconcile \
+	bench-failover failover-packages clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +58,19 @@ bench-c2b: install
 
 bench-reconcile: install
 	$(BIN)/python bench/reconcile_bench.py
+
+# Fault bench: the PostgreSQL primary killed under C2B load, pg_auto_failover promoting the
+# synchronous standby (bench/faults/pg_failover.py, docs/high-availability.md). Debian's
+# packages are installed when missing, as .ci/run does for faketime; the test in tests/faults/
+# runs only where they are.
+FAILOVER_PACKAGES := pg-auto-failover-cli postgresql-15-auto-failover
+failover-packages:
+	@command -v pg_autoctl >/dev/null \
+		&& ls /usr/share/postgresql/*/extension/pgautofailover.control >/dev/null 2>&1 \
+		|| (apt-get update && apt-get install -y $(FAILOVER_PACKAGES))
+
+bench-failover: install failover-packages
+	$(BIN)/python bench/faults/pg_failover.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var build *.egg-info src/*.egg-info

@@ -269,6 +269,34 @@ def generated_secret(env: Env, env_name: str, path: Path) -> str:
     return value
 
 
+def postgres_hosts(url: str) -> tuple[str, str] | None:
+    """(HOST, PORT) as libpq lists for a multi-host URL (`postgres://u@h1:p1,h2:p2/db`), else None.
+
+    django-environ takes multi-host URLs apart wrongly: `h1:5433,h2` gives port 5433 to both
+    hosts (libpq reads it as h2 on the default port), and `h1,h2:x` keeps "h2:x" as a host
+    name. libpq's own rule is kept: each host has its own port, an empty one is the default.
+    """
+    rest = url.partition("://")[2]
+    authority = rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
+    if "," not in authority:
+        return None
+    hosts: list[str] = []
+    ports: list[str] = []
+    for item in authority.split(","):
+        if item.startswith("["):  # [IPv6]:port; libpq's keyword form wants it bare
+            host, bracket, after = item[1:].partition("]")
+            if not bracket or (after and not after.startswith(":")):
+                raise ValueError(item)
+            port = after[1:]
+        else:
+            host, _, port = item.partition(":")
+        if not host or not (port == "" or port.isdigit()):
+            raise ValueError(item)
+        hosts.append(unquote(host))
+        ports.append(port)
+    return ",".join(hosts), ",".join(ports) if any(ports) else ""
+
+
 def database_config(env: Env, data_dir: Path) -> dict[str, Any]:
     url: str = env.str("TUKTUK_DATABASE_URL", default=f"sqlite:///{data_dir / 'tuktuk.sqlite3'}")
     scheme = url.partition("://")[0]
@@ -286,12 +314,30 @@ def database_config(env: Env, data_dir: Path) -> dict[str, Any]:
             "TUKTUK_DATABASE_URL is not a valid database URL (the port must be a number): "
             f"{url_for_messages(url)!r}"
         ) from None
+    try:
+        hosts = postgres_hosts(url) if config["ENGINE"] == POSTGRESQL else None
+    except ValueError:
+        raise ImproperlyConfigured(
+            "TUKTUK_DATABASE_URL has a bad list of hosts (each needs a name, each port must be "
+            f"a number): {url_for_messages(url)!r}"
+        ) from None
     # django-environ leaves a percent-encoded socket directory as the host encoded
     # (postgres://user@%2Frun%2Fpostgresql/tuktuk); dj-database-url, used before, decoded it.
     config["HOST"] = unquote(str(config.get("HOST", "")))
     config["CONN_MAX_AGE"] = env("TUKTUK_DB_CONN_MAX_AGE", cast=integer(minimum=0), default=60)
+    # A persistent connection to a database server that has since gone away (a failover, a
+    # restart) is found dead before the request uses it, and replaced, instead of failing the
+    # request: one "SELECT 1" per request that reuses a connection.
+    config["CONN_HEALTH_CHECKS"] = env("TUKTUK_DB_CONN_HEALTH_CHECKS", cast=boolean, default=True)
     engine = config["ENGINE"]
     options: dict[str, Any] = config.setdefault("OPTIONS", {})
+    if hosts is not None:
+        # A primary and its standbys (docs/high-availability.md): libpq tries the hosts in
+        # turn. Only the primary may take writes, and an unreachable host must not hang every
+        # new connection (libpq waits forever by default), so both have a default here.
+        config["HOST"], config["PORT"] = hosts
+        options.setdefault("target_session_attrs", "read-write")
+        options.setdefault("connect_timeout", 5)
     test_name: str = env.str("TUKTUK_TEST_DATABASE_NAME", default="")
     prepared = env("TUKTUK_DB_PREPARED", cast=boolean, default=True)  # read (checked) everywhere
     if engine == SQLITE:

@@ -86,6 +86,7 @@ def test_defaults(read: Any, tmp_path: Path) -> None:
         "HOST": "",
         "PORT": "",
         "CONN_MAX_AGE": 0,
+        "CONN_HEALTH_CHECKS": True,
         "OPTIONS": SQLITE_OPTIONS,
         "TEST": {"NAME": str(tmp_path / "test.sqlite3")},
     }
@@ -252,6 +253,7 @@ def test_postgresql_url(read: Any) -> None:
         "HOST": "db.example",
         "PORT": 6543,
         "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
         "OPTIONS": {"sslmode": "require", "server_side_binding": True, "prepare_threshold": 2},
         "TEST": {"NAME": "test_tuktuk_1"},
     }
@@ -262,15 +264,86 @@ def test_postgresql_without_prepared_statements_and_persistent_connections(read:
         TUKTUK_DATABASE_URL="postgresql://postgres@127.0.0.1/tuktuk",
         TUKTUK_DB_PREPARED="false",
         TUKTUK_DB_CONN_MAX_AGE="0",
+        TUKTUK_DB_CONN_HEALTH_CHECKS="false",
     )["DATABASES"]["default"]
     assert database["OPTIONS"] == {}
     assert database["CONN_MAX_AGE"] == 0
+    assert database["CONN_HEALTH_CHECKS"] is False
     assert "TEST" not in database
 
 
 def test_postgresql_socket_directory_as_host(read: Any) -> None:
     database = read(TUKTUK_DATABASE_URL="postgres://ledger@%2Frun%2Fpostgresql/tuktuk")
     assert database["DATABASES"]["default"]["HOST"] == "/run/postgresql"
+
+
+@pytest.mark.parametrize(
+    ("netloc", "host", "port"),
+    [
+        # What `pg_autoctl show uri --formation default` prints: a port per host.
+        ("127.0.0.1:55433,127.0.0.1:55434", "127.0.0.1,127.0.0.1", "55433,55434"),
+        # libpq's rule: each host has its own port, a missing one is the default (5432);
+        # django-environ would give 6432 to both.
+        ("db-a:6432,db-b", "db-a,db-b", "6432,"),
+        ("db-a,db-b:6432", "db-a,db-b", ",6432"),
+        ("db-a,db-b,db-c", "db-a,db-b,db-c", ""),
+        ("[::1]:5433,[fd00::2]:5434", "::1,fd00::2", "5433,5434"),
+        ("%2Frun%2Fpostgresql,db-b:5433", "/run/postgresql,db-b", ",5433"),
+    ],
+)
+def test_postgresql_multi_host_url(read: Any, netloc: str, host: str, port: str) -> None:
+    database = read(TUKTUK_DATABASE_URL=f"postgres://ledger:p%40ss,word@{netloc}/tuktuk")[
+        "DATABASES"
+    ]["default"]
+    assert (database["HOST"], database["PORT"]) == (host, port)
+    assert (database["USER"], database["PASSWORD"], database["NAME"]) == (
+        "ledger",
+        "p@ss,word",
+        "tuktuk",
+    )
+    # Only the primary takes writes; a dead host must not hang a new connection forever.
+    assert database["OPTIONS"] == {
+        "target_session_attrs": "read-write",
+        "connect_timeout": 5,
+        "server_side_binding": True,
+        "prepare_threshold": 2,
+    }
+    assert database["CONN_HEALTH_CHECKS"] is True
+
+
+def test_postgresql_multi_host_url_keeps_the_options_it_is_given(read: Any) -> None:
+    database = read(
+        TUKTUK_DATABASE_URL="postgresql://ledger@db-a,db-b/tuktuk"
+        "?target_session_attrs=primary&connect_timeout=2&sslmode=verify-full",
+        TUKTUK_DB_PREPARED="false",
+    )["DATABASES"]["default"]
+    assert database["OPTIONS"] == {
+        "target_session_attrs": "primary",
+        "connect_timeout": 2,
+        "sslmode": "verify-full",
+    }
+
+
+def test_postgresql_multi_host_url_connects_through_libpq(read: Any) -> None:
+    """The HOST/PORT lists are what libpq itself makes of the same URL."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    netloc = "db-a:6432,db-b,[::1]:5433"
+    database = read(TUKTUK_DATABASE_URL=f"postgres://ledger@{netloc}/tuktuk")["DATABASES"][
+        "default"
+    ]
+    libpq = conninfo_to_dict(f"postgresql://ledger@{netloc}/tuktuk")
+    assert (database["HOST"], database["PORT"]) == (libpq["host"], libpq["port"])
+
+
+@pytest.mark.parametrize(
+    "netloc",
+    ["db-a:5433,db-b:x", "db-a,,db-b", "db-a,:5433", "[::1:5433,db-b", "[::1]x,db-b"],
+)
+def test_postgresql_bad_host_list(read: Any, netloc: str) -> None:
+    error = refused(read, TUKTUK_DATABASE_URL=f"postgres://ledger:hunter2@{netloc}/tuktuk")
+    assert error.startswith("TUKTUK_DATABASE_URL has a bad list of hosts")
+    assert "hunter2" not in error
 
 
 def test_mariadb_url(read: Any) -> None:
@@ -286,6 +359,7 @@ def test_mariadb_url(read: Any) -> None:
         "HOST": "127.0.0.1",
         "PORT": 3306,
         "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
         "OPTIONS": {
             "charset": "utf8mb4",
             "isolation_level": "read committed",

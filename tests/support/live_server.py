@@ -73,10 +73,16 @@ def live_server_process(
     ready_statuses: frozenset[int] | set[int] = frozenset({200}),
     access_log: bool = False,
     log_file: Path | None = None,
+    database_url: str | None = None,
 ) -> Iterator[LiveServer]:
+    """`database_url`: another database than the test database (e.g. a failover formation)."""
     port = free_port()
     env = child_env(
-        TUKTUK_CALLBACK_TOKEN=CALLBACK_TOKEN, TUKTUK_LOG_LEVEL="WARNING", **(extra_env or {})
+        database=database_url is None,
+        TUKTUK_CALLBACK_TOKEN=CALLBACK_TOKEN,
+        TUKTUK_LOG_LEVEL="WARNING",
+        **({"TUKTUK_DATABASE_URL": database_url} if database_url else {}),
+        **(extra_env or {}),
     )
     command = gunicorn_command(
         host="127.0.0.1",
