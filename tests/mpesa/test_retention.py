@@ -80,8 +80,10 @@ def old_scenario() -> dict[str, Callback]:
             remote_addr="",
         )
         made["validation"] = Callback.objects.get(kind=CallbackKind.C2B_VALIDATION)
+        # A result still to process. (A C2B confirmation left received would also hold up
+        # every day close since: the close waits for what was received before its cutoff.)
         made["received"] = callback_store(
-            kind=CallbackKind.C2B_CONFIRMATION, body=b"{}", content_type=JSON, remote_addr=""
+            kind=CallbackKind.B2C_RESULT, body=b"{}", content_type=JSON, remote_addr=""
         )
         made["failed"] = callback_store(
             kind=CallbackKind.C2B_CONFIRMATION,
