@@ -73,8 +73,12 @@ def live_server_process(
     ready_statuses: frozenset[int] | set[int] = frozenset({200}),
     access_log: bool = False,
     log_file: Path | None = None,
+    port: int | None = None,
+    new_session: bool = False,
 ) -> Iterator[LiveServer]:
-    port = free_port()
+    """`port`: listen there (a restarted server on its predecessor's port); `new_session`: its
+    own process group, so a test can kill the arbiter and its workers at once (os.killpg)."""
+    port = port or free_port()
     env = child_env(
         TUKTUK_CALLBACK_TOKEN=CALLBACK_TOKEN, TUKTUK_LOG_LEVEL="WARNING", **(extra_env or {})
     )
@@ -88,7 +92,12 @@ def live_server_process(
     )
     output = log_file.open("wb") if log_file else None
     process = subprocess.Popen(
-        command, env=env, cwd=REPO_ROOT, stdout=output, stderr=subprocess.STDOUT if output else None
+        command,
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=output,
+        stderr=subprocess.STDOUT if output else None,
+        start_new_session=new_session,
     )
     url = f"http://127.0.0.1:{port}"
     try:
