@@ -35,8 +35,8 @@ def test_every_confirmation_sent_to_both_instances_many_times_is_credited_once()
     accounts = [d.vehicle.mpesa_account for d in make_fleet()]  # type: ignore[union-attr]
     payloads = receipts("STORM", size.storm_receipts, accounts=accounts, seed=11)
     with (
-        live_server_process(workers=2, threads=4) as first,
-        live_server_process(workers=2, threads=4) as second,
+        live_server_process(workers=1, threads=4) as first,
+        live_server_process(workers=1, threads=4) as second,
     ):
         urls = [first.c2b_url("confirmation"), second.c2b_url("confirmation")]
         jobs = [

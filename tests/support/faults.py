@@ -67,14 +67,14 @@ class Scale:
 SCALES = {
     "small": Scale(
         name="small",
-        storm_receipts=30,
-        storm_copies=3,
-        kill_receipts=80,
+        storm_receipts=15,
+        storm_copies=2,
+        kill_receipts=40,
         payouts=60,
         payout_kills=1,
-        crash_receipts=80,
-        midnight_receipts=40,
-        fuzz_bodies=40,
+        crash_receipts=40,
+        midnight_receipts=24,
+        fuzz_bodies=25,
         concurrency=8,
     ),
     "large": Scale(
