@@ -31,7 +31,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,13 @@ from django.db import connection
 from django.db.models import Count, Sum
 
 from tests.support.c2b import confirmation_payload
-from tests.support.live_server import REPO_ROOT, LiveServer, child_env, free_port
+from tests.support.live_server import (
+    REPO_ROOT,
+    LiveServer,
+    child_env,
+    free_port,
+    live_server_process,
+)
 from tuktuk.ledger.models import LedgerEntry, Transaction
 from tuktuk.payouts.models import Payout
 
@@ -322,6 +328,26 @@ def post_all(
 
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
             return list(pool.map(send, range(len(jobs))))
+
+
+@contextmanager
+def live_servers(count: int, **options: Any) -> Iterator[list[LiveServer]]:
+    """`count` live_server_process servers, started at the same time (each takes seconds to
+    boot on a busy machine), stopped together."""
+    contexts = [live_server_process(**options) for _ in range(count)]
+    with ExitStack() as stack, ThreadPoolExecutor(max_workers=count) as pool:
+        futures = [pool.submit(context.__enter__) for context in contexts]
+        servers, failure = [], None
+        for context, future in zip(contexts, futures, strict=True):
+            try:
+                servers.append(future.result())
+            except Exception as exc:
+                failure = failure or exc
+            else:
+                stack.push(context.__exit__)
+        if failure is not None:
+            raise failure
+        yield servers
 
 
 # --- Killing processes -----------------------------------------------------------------------
@@ -757,7 +783,9 @@ def real_time() -> float:
     children are relative to it."""
     import time_machine
 
-    return float(time_machine.escape_hatch.time.time())
+    if time_machine.escape_hatch.is_travelling():
+        return float(time_machine.escape_hatch.time.time())
+    return time.time()
 
 
 def shifted_env(offset: float) -> dict[str, str]:
