@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run serve test test-clock lint format bench-import bench-c2b bench-reconcile clean
+.PHONY: install run serve test test-clock lint format bench-import bench-c2b bench-reconcile \
+	bench-faults clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +58,11 @@ bench-c2b: install
 
 bench-reconcile: install
 	$(BIN)/python bench/reconcile_bench.py
+
+# The fault campaign (tests/faults) with large counts on every database: bench/README.md.
+FAULTS_SCENARIO ?= all
+bench-faults: install
+	$(BIN)/python bench/faults/run.py --scenario $(FAULTS_SCENARIO) --scale large
 
 clean:
 	rm -rf $(VENV) var build *.egg-info src/*.egg-info
