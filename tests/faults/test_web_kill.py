@@ -30,20 +30,19 @@ from tests.support.faults import (
     server_kill,
 )
 from tests.support.invariants import assert_invariants
-from tests.support.live_server import child_env, live_server_process
+from tests.support.live_server import LiveServer, child_env, live_server_process
 from tuktuk.mpesa.models import Callback, CallbackKind, CallbackState
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
 
-def kill_web_mid_flight(*, recovery: str, seed: int) -> dict[str, int]:
+def kill_web_mid_flight(*, spare: LiveServer, recovery: str, seed: int) -> dict[str, int]:
     size = scale()
     accounts = [d.vehicle.mpesa_account for d in make_fleet()]  # type: ignore[union-attr]
     payloads = receipts(f"KILL{seed}", size.kill_receipts, accounts=accounts, seed=seed)
     with ExitStack() as stack:
         victim = stack.enter_context(live_server_process(workers=2, threads=4, new_session=True))
         if recovery == "second-instance":
-            spare = stack.enter_context(live_server_process(workers=2, threads=4))
             urls = [victim.c2b_url("confirmation"), spare.c2b_url("confirmation")]
         else:
             urls = [victim.c2b_url("confirmation")]
@@ -85,6 +84,7 @@ def kill_web_mid_flight(*, recovery: str, seed: int) -> dict[str, int]:
 
 @pytest.mark.parametrize("recovery", ["second-instance", "restart"])
 def test_kill_9_of_a_web_server_mid_flight_credits_every_acknowledged_receipt_once(
-    recovery: str,
+    live_server_proc: LiveServer, recovery: str
 ) -> None:
-    kill_web_mid_flight(recovery=recovery, seed=21)
+    # The second instance is the session's server, on the same database.
+    kill_web_mid_flight(spare=live_server_proc, recovery=recovery, seed=21)
