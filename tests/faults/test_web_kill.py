@@ -82,7 +82,20 @@ def kill_web_mid_flight(*, spare: LiveServer, recovery: str, seed: int) -> dict[
     return counts
 
 
-@pytest.mark.parametrize("recovery", ["second-instance", "restart"])
+@pytest.mark.parametrize(
+    "recovery",
+    [
+        "second-instance",
+        pytest.param(
+            "restart",
+            marks=pytest.mark.skipif(
+                connection.vendor != "sqlite",
+                reason="the restart is SQLite's crash scenario (WAL); on PostgreSQL and MariaDB "
+                "the retry to the second instance covers it and the database crash is its own",
+            ),
+        ),
+    ],
+)
 def test_kill_9_of_a_web_server_mid_flight_credits_every_acknowledged_receipt_once(
     live_server_proc: LiveServer, recovery: str
 ) -> None:
