@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .PHONY: install run serve test test-clock lint format bench-import bench-c2b bench-reconcile \
-	bench-failover failover-packages clean
+	bench-failover failover-packages bench-faults clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,11 @@ failover-packages:
 
 bench-failover: install failover-packages
 	$(BIN)/python bench/faults/pg_failover.py $(BENCH_ARGS)
+
+# The fault campaign (tests/faults) with large counts on every database: bench/README.md.
+FAULTS_SCENARIO ?= all
+bench-faults: install
+	$(BIN)/python bench/faults/run.py --scenario $(FAULTS_SCENARIO) --scale large
 
 clean:
 	rm -rf $(VENV) var build *.egg-info src/*.egg-info

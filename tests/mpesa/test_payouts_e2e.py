@@ -1,10 +1,12 @@
 """Payouts exactly once, end to end: real `tuktuk worker` processes, the Daraja simulator over
-HTTP, and our live server receiving its result callbacks, on the real database."""
+HTTP, and our live server receiving its result callbacks, on the real database.
+
+The worker killed mid-batch (kill -9, then restarted) is the fault campaign's scenario 3:
+tests/faults/test_worker_kill.py, through tests/support/payouts.payout_worker_kill."""
 
 from __future__ import annotations
 
 import signal
-from decimal import Decimal
 
 import httpx
 import pytest
@@ -12,7 +14,6 @@ from django.db import connection
 from django.db.models import Count
 from django.test import override_settings
 
-from tests.support.factories import make_driver
 from tests.support.invariants import assert_invariants
 from tests.support.live_server import LiveServer
 from tests.support.payouts import (
@@ -21,13 +22,12 @@ from tests.support.payouts import (
     assert_paid_exactly_once,
     daraja_env,
     daraja_settings,
+    make_payouts,
     simulator,
     wait_until,
 )
 from tuktuk.backoffice.worker import WorkerState, worker_tick
 from tuktuk.core.models import Event
-from tuktuk.fleet.models import FleetSettings
-from tuktuk.ledger.services import IncomingPayment, payment_post
 from tuktuk.mpesa import daraja
 from tuktuk.mpesa.models import Callback, CallbackKind, CallbackState
 from tuktuk.payouts.models import Payout, PayoutState
@@ -39,23 +39,6 @@ multi_worker = pytest.mark.skipif(
     reason="SQLite runs one worker (no SKIP LOCKED); the multi-worker races run on "
     "PostgreSQL and MariaDB",
 )
-
-
-def make_payouts(count: int, *, drivers: int = 7, instant: bool = True) -> None:
-    fleet = FleetSettings.load()
-    fleet.instant_payouts = instant
-    fleet.save()
-    for n in range(1, drivers + 1):
-        make_driver(n)
-    for i in range(count):
-        n = 1 + i % drivers
-        payment_post(
-            payment=IncomingPayment(
-                trans_id=f"PAY{i:06d}",
-                amount=Decimal(100 + i % 7 * 10),
-                account_reference=f"TUK{n:03d}",
-            )
-        )
 
 
 @multi_worker
@@ -75,37 +58,6 @@ def test_workers_racing_on_1000_payouts_pay_each_exactly_once(
         assert_paid_exactly_once(sim)
     claimants = Payout.objects.values("claimed_by").annotate(n=Count("id"))
     assert len(claimants) >= 2, list(claimants)  # they really raced
-    assert_invariants()
-
-
-def test_worker_killed_mid_batch_and_restarted_pays_each_exactly_once(
-    live_server_proc: LiveServer,
-) -> None:
-    make_payouts(60)
-    with simulator(hang_seconds=60) as sim:
-        # The 21st request hangs: the worker is inside a B2C call, its batch claimed.
-        sim.script(*(["ok"] * 20), "hang")
-        env = daraja_env(
-            sim, live_server_proc, TUKTUK_PAYOUT_BATCH_SIZE="10",
-            TUKTUK_PAYOUT_SENDING_STALE_SECONDS="1",
-        )  # fmt: skip
-        crew = Workers(env)
-        crew.start(1)
-        try:
-            wait_until(
-                lambda: any(r["outcome"] == "hang" for r in sim.state()["b2c_requests"]),
-                timeout=60,
-                what="the hanging request",
-            )
-            crew.kill(signal.SIGKILL)
-            stranded = Payout.objects.filter(state=PayoutState.SENDING).count()
-            assert stranded >= 1  # claimed, in flight or next in line when the worker died
-            crew.start(1)  # recovery: sending -> unknown -> status query -> settled
-            wait_until(all_payouts(PayoutState.COMPLETED), timeout=120, what="recovery")
-        finally:
-            crew.kill(signal.SIGTERM)
-        assert sim.wait_for_callbacks(60)
-        assert_paid_exactly_once(sim)
     assert_invariants()
 
 

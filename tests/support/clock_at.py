@@ -123,8 +123,9 @@ def faketime_env(offset: float) -> dict[str, str]:
 
 
 def child_clock_env(env: dict[str, str]) -> dict[str, str]:
-    """`env` for a child process, under --clock-at with libfaketime's shifted clock added."""
-    if _clock is None:
+    """`env` for a child process, under --clock-at with libfaketime's shifted clock added. A
+    child given its own FAKETIME (faketime_env, e.g. the fault campaign's midnight) keeps it."""
+    if _clock is None or "FAKETIME" in env:
         return env
     env = dict(env)
     for name, value in _clock.env.items():

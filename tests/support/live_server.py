@@ -74,9 +74,13 @@ def live_server_process(
     access_log: bool = False,
     log_file: Path | None = None,
     database_url: str | None = None,
+    port: int | None = None,
+    new_session: bool = False,
 ) -> Iterator[LiveServer]:
-    """`database_url`: another database than the test database (e.g. a failover formation)."""
-    port = free_port()
+    """`database_url`: another database than the test database (e.g. a failover formation);
+    `port`: listen there (a restarted server on its predecessor's port); `new_session`: its
+    own process group, so a test can kill the arbiter and its workers at once (os.killpg)."""
+    port = port or free_port()
     env = child_env(
         database=database_url is None,
         TUKTUK_CALLBACK_TOKEN=CALLBACK_TOKEN,
@@ -94,7 +98,12 @@ def live_server_process(
     )
     output = log_file.open("wb") if log_file else None
     process = subprocess.Popen(
-        command, env=env, cwd=REPO_ROOT, stdout=output, stderr=subprocess.STDOUT if output else None
+        command,
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=output,
+        stderr=subprocess.STDOUT if output else None,
+        start_new_session=new_session,
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -16,8 +16,11 @@ from typing import Any
 from django.db.models import Sum
 from django.test import override_settings
 
+from tests.support.factories import make_driver
 from tests.support.live_server import REPO_ROOT, LiveServer, child_env
+from tuktuk.fleet.models import FleetSettings
 from tuktuk.ledger.models import Transaction
+from tuktuk.ledger.services import IncomingPayment, payment_post
 from tuktuk.mpesa.simulator.server import DarajaSimulator, SimConfig
 from tuktuk.payouts.models import Payout, PayoutState
 
@@ -135,3 +138,77 @@ def assert_paid_exactly_once(sim: DarajaSimulator) -> None:
         .values_list("driver", "s")
     )
     assert completed == {k: v for k, v in shares.items() if v}
+
+
+def make_payouts(count: int, *, drivers: int = 7, instant: bool = True) -> None:
+    fleet = FleetSettings.load()
+    fleet.instant_payouts = instant
+    fleet.save()
+    for n in range(1, drivers + 1):
+        make_driver(n)
+    for i in range(count):
+        n = 1 + i % drivers
+        payment_post(
+            payment=IncomingPayment(
+                trans_id=f"PAY{i:06d}",
+                amount=Decimal(100 + i % 7 * 10),
+                account_reference=f"TUK{n:03d}",
+            )
+        )
+
+
+def payout_worker_kill(server: LiveServer, *, payouts: int, kills: int) -> dict[str, int]:
+    """`payouts` payouts; `kills` times a `tuktuk worker` is killed (kill -9) while inside a
+    B2C call with its batch claimed, then restarted; at the end every payout is paid exactly
+    once (the restarted worker finds the claimed ones `sending`, makes them `unknown` and asks
+    M-Pesa's Transaction Status, never resending blindly). Returns the campaign's counts."""
+    make_payouts(payouts)
+    per_round = max(1, payouts // (kills + 1))
+    stranded_total = 0
+    with simulator(hang_seconds=120) as sim:
+        env = daraja_env(
+            sim, server, TUKTUK_PAYOUT_BATCH_SIZE="10", TUKTUK_PAYOUT_SENDING_STALE_SECONDS="1"
+        )
+        crew = Workers(env)
+
+        def hangs() -> int:
+            return sum(r["outcome"] == "hang" for r in sim.state()["b2c_requests"])
+
+        try:
+            for round_number in range(kills):
+                # The next request after `per_round` good ones hangs: the worker is inside a
+                # B2C call, its batch claimed.
+                sim.script(*(["ok"] * per_round), "hang")
+                crew.start(1)
+                wait_until(
+                    lambda n=round_number: hangs() > n, timeout=120 + payouts * 0.2,
+                    what=f"the hanging request of round {round_number + 1}",
+                )  # fmt: skip
+                crew.kill(signal.SIGKILL)
+                stranded = Payout.objects.filter(state=PayoutState.SENDING).count()
+                assert stranded >= 1  # claimed, in flight or next in line when it died
+                stranded_total += stranded
+            sim.script()  # no more forced outcomes
+            crew.start(1)  # recovery: sending -> unknown -> status query -> settled
+            wait_until(
+                all_payouts(PayoutState.COMPLETED), timeout=120 + payouts * 0.5, what="recovery"
+            )
+        finally:
+            crew.kill(signal.SIGTERM)
+        assert sim.wait_for_callbacks(120)
+        state = sim.state()
+        accepted = Counter(
+            r["originator_conversation_id"] for r in state["b2c_requests"] if r["accepted"]
+        )
+        paid = [p for p in state["payments"].values() if p["paid"]]
+        assert_paid_exactly_once(sim)
+    return {
+        "sent": payouts,
+        "acknowledged": len(accepted),
+        "credited": Payout.objects.filter(state=PayoutState.COMPLETED).count(),
+        "doubled": sum(1 for n in accepted.values() if n > 1),
+        "lost": payouts - len(paid),
+        "double_paid": sum(1 for n in accepted.values() if n > 1),
+        "stranded_sending": stranded_total,
+        "kills": kills,
+    }
