@@ -367,7 +367,9 @@ def test_lone_surrogate_confirmation_is_stored_rejected_and_never_acknowledged(
     assert response.json() == {"ResultCode": 1, "ResultDesc": "Rejected"}
     callback = _assert_rejected_with_event("lone surrogate", driver, CallbackKind.C2B_CONFIRMATION)
     assert callback.body == body.decode()  # stored as it arrived, the escape as literal text
-    call_command("replay_callbacks")  # nothing to replay: the decision is final
+    call_command(
+        "replay_callbacks", "--user", make_operator()
+    )  # nothing to replay: the decision is final
     callback.refresh_from_db()
     assert callback.state == CallbackState.REJECTED and balance(driver) == 0
 

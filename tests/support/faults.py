@@ -372,10 +372,24 @@ def tuktuk(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.
     )
 
 
+FAULTS_OPERATOR = "faults"
+
+
 def replay_callbacks(env: dict[str, str]) -> str:
     """The worker's replay, without waiting two minutes for rows to be stale: every stored
     confirmation left `received` (by a kill) or `failed` is posted or marked duplicate."""
-    done = tuktuk("replay-callbacks", "--stale-seconds", "0", env=env)
+    # The replay command names its operator (issue 9: nothing moves money anonymously); a
+    # superuser in whichever database `env` points at (the test database or a private one).
+    tuktuk(
+        "createsuperuser",
+        "--noinput",
+        "--username",
+        FAULTS_OPERATOR,
+        "--email",
+        "faults@example.com",
+        env={**env, "DJANGO_SUPERUSER_PASSWORD": "faults-pw-for-tests"},
+    )  # "already taken" on a second call: fine, the user is there
+    done = tuktuk("replay-callbacks", "--stale-seconds", "0", "--user", FAULTS_OPERATOR, env=env)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
