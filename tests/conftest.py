@@ -64,3 +64,15 @@ def people(transactional_db: None) -> dict[str, User]:
     accountant = User.objects.create_user("accountant", password="pw-for-tests", is_staff=True)
     accountant.groups.add(Group.objects.get(name=ACCOUNTANTS))
     return {"manager": manager, "accountant": accountant}
+
+
+@pytest.fixture
+def business_hours() -> Iterator[None]:
+    """The clock pinned (and ticking) at 10:00 Africa/Nairobi on a fixed day, for tests whose
+    results would otherwise depend on the hour they run at (the business day, the day close)."""
+    import time_machine
+
+    from tests.support.clock import nairobi
+
+    with time_machine.travel(nairobi(2026, 3, 10, 10), tick=True):
+        yield

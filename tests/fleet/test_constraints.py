@@ -17,6 +17,9 @@ from django.utils import timezone
 
 from tuktuk.fleet.models import Driver, FleetSettings, Vehicle
 
+# Timestamps filled by raw_insert come from the pinned clock, never the hour the suite runs at.
+pytestmark = pytest.mark.usefixtures("business_hours")
+
 
 def raw_insert(model: type[models.Model], **values: Any) -> None:
     """INSERT one row with plain SQL: no save(), no field cleaning, model defaults filled in."""

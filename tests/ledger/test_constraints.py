@@ -12,7 +12,7 @@ from tests.support.factories import make_driver, pay
 from tuktuk.ledger.models import EntryKind, LedgerEntry, Transaction
 from tuktuk.payouts.models import Payout
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("business_hours")]
 
 
 def refused(**changes: object) -> None:

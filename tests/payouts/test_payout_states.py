@@ -27,7 +27,7 @@ from tuktuk.payouts.services import (
     payouts_release,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("business_hours")]
 
 
 def share_payout(trans_id: str = "PO1", amount: str = "300", **driver_overrides: object) -> Payout:

@@ -31,6 +31,8 @@ __all__ = ["application"]
 
 def read_modify_save_post_once(payment, source, within, received=None):  # type: ignore[no-untyped-def]
     fleet = FleetSettings.load()
+    # The legacy rule on purpose: the day from the server's clock at posting time (a server
+    # process: under --clock-at its clock is libfaketime's shifted one, never the real hour).
     now = timezone.now()
     day = business_day_of(now, fleet=fleet)
     vehicle_pk, driver_pk, _ = services._resolve_driver(payment.account_reference)
