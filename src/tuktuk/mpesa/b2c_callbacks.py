@@ -12,8 +12,7 @@ from typing import Any
 from django.utils import timezone
 
 from tuktuk.ledger.missed import OCCASION_PREFIX, missed_payment_verified
-from tuktuk.mpesa import strict_json
-from tuktuk.mpesa.c2b import CallbackRejected
+from tuktuk.mpesa.c2b import CallbackRejected, json_object
 from tuktuk.mpesa.callbacks import callback_reject, callback_store, caller_allowed
 from tuktuk.mpesa.models import Callback, CallbackKind, CallbackState
 from tuktuk.mpesa.strict_json import JsonNumber, shown
@@ -56,16 +55,6 @@ _TEXT_PARAMETERS = frozenset(
     }
 )
 _AMOUNT_PARAMETERS = frozenset({"TransactionAmount", "Amount"})
-
-
-def _json_object(text: str) -> dict[str, Any]:
-    try:
-        payload = strict_json.loads(text)
-    except strict_json.JsonRejected as exc:
-        raise CallbackRejected(exc.reason) from exc
-    if not isinstance(payload, dict):
-        raise CallbackRejected("body is not a JSON object")
-    return payload
 
 
 def _string(container: dict[str, Any], key: str, where: str = "") -> str:
@@ -136,7 +125,7 @@ def parse_result(body: bytes) -> ResultNotice:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise CallbackRejected(f"body is not JSON: {exc}") from exc
-    payload = _json_object(text)
+    payload = json_object(text)
     if "Result" not in payload:
         raise CallbackRejected("no Result object")
     result = payload["Result"]

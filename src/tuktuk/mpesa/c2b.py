@@ -65,6 +65,11 @@ def parse_body(body: bytes, content_type: str) -> dict[str, Any]:
         raise CallbackRejected("multipart bodies are not accepted; send JSON or form-encoded")
     if "application/x-www-form-urlencoded" in content_type:
         return _form_fields(text)
+    return json_object(text)
+
+
+def json_object(text: str) -> dict[str, Any]:
+    """A callback body read strictly as one JSON object (C2B and B2C alike)."""
     try:
         payload = strict_json.loads(text)
     except strict_json.JsonRejected as exc:
