@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
+from django.db import DatabaseError
 from django.utils import timezone
 
 from tuktuk.backoffice.legacy import mass_row_message
@@ -28,6 +29,10 @@ def alert_safely(send: Any, **kwargs: Any) -> bool:
     """Send an alert; a mail outage is recorded as an event and never stops the caller."""
     try:
         return bool(send(**kwargs))
+    except DatabaseError:
+        # A lost connection fails the whole pass (the worker logs it and reconnects); recording
+        # it as a mail outage would need the very connection that is gone.
+        raise
     except Exception as exc:  # a mail outage must not stop payouts or the day close
         logger.exception("alert email could not be sent")
         events.event_record(

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.db import DatabaseError
 
 from tuktuk.backoffice.alerts import alert_safely, discrepancy_alert_send, payout_failure_alert_send
 from tuktuk.backoffice.pull import pull_enabled, pull_scheduled
@@ -75,6 +76,8 @@ def _reconcile_and_alert(*, why: str) -> dict[str, Any]:
 def _archive_safely() -> dict[str, Any]:
     try:
         return records_archive(actor="worker").as_dict()
+    except DatabaseError:
+        raise  # a lost connection fails the pass: the worker logs it and reconnects
     except Exception as exc:  # recorded as an "Archive Failed" event; payouts must go on
         logger.exception("the daily archive failed")
         return {"failed": f"{type(exc).__name__}: {exc}"}
