@@ -100,13 +100,14 @@ def test_a_passenger_paying_the_same_amount_is_not_swallowed() -> None:
     assert pay("RP3", "400", msisdn=DRIVER_PHONE).outcome is PostingOutcome.POSTED
 
 
-def test_account_reference_driver_id_is_a_repayment_applied_oldest_first() -> None:
-    make_driver(1)
+def test_account_reference_driver_id_pays_the_target_then_adjustments_oldest_first() -> None:
+    make_driver(1, daily_target=Decimal("100"))
     first = adjustment_add(driver_id="DRV-112001", amount="300", reason="a", actor="m")
     second = adjustment_add(driver_id="DRV-112001", amount="300", reason="b", actor="m")
-    assert pay("RP4", "400", account="drv-112001").outcome is PostingOutcome.REPAYMENT
+    assert pay("RP4", "500", account="drv-112001").outcome is PostingOutcome.SELF_PAYMENT
     first.refresh_from_db()
     second.refresh_from_db()
+    assert Transaction.objects.get(trans_id="RP4").target_contribution == Decimal("100.00")
     assert (first.state, first.repaid) == (AdjustmentState.SETTLED, Decimal("300.00"))
     assert (second.state, second.repaid) == (AdjustmentState.OPEN, Decimal("100.00"))
     assert not Payout.objects.exists()

@@ -12,12 +12,14 @@ from tuktuk.fleet.models import Driver, FleetSettings
 from tuktuk.ledger.business_day import business_day_of
 from tuktuk.ledger.models import (
     DayClose,
+    DepositEntry,
     EntryKind,
     LedgerEntry,
     Transaction,
     TransactionStatus,
     TransactionType,
 )
+from tuktuk.ledger.payment_status import CONTRIBUTING_TYPES
 from tuktuk.mpesa.models import Callback, CallbackKind, CallbackState
 from tuktuk.payouts.models import Payout
 
@@ -37,18 +39,28 @@ def assert_invariants(*, sent_trans_ids: list[str] | None = None) -> None:
             or ZERO
         )
         assert driver.current_balance == total, (driver.driver_id, driver.current_balance, total)
-    # 3. Every completed payment: exactly one contribution entry equal to its contribution.
+    # 3. Every completed payment (and self-payment): exactly one contribution entry equal to
+    #    its contribution.
     payments = Transaction.objects.filter(
-        status=TransactionStatus.COMPLETED, transaction_type=TransactionType.PAYMENT
+        status=TransactionStatus.COMPLETED, transaction_type__in=CONTRIBUTING_TYPES
     ).annotate(entries=Count("entry"))
     for payment in payments.select_related("entry"):
         assert payment.entries == 1, payment.trans_id
         assert payment.entry.kind == EntryKind.CONTRIBUTION
         assert payment.entry.amount == payment.target_contribution
         assert payment.entry.business_day == payment.business_day
-        # 4. A = share + contribution, nothing negative.
-        assert payment.amount == payment.driver_share + payment.target_contribution
         assert payment.driver_share >= 0 and payment.target_contribution >= 0
+        if payment.transaction_type == TransactionType.SELF_PAYMENT:
+            # Its parts add up: target + adjustments + deposit; no share, no payout.
+            to_adjustments = payment.repayment_allocations.aggregate(s=Sum("amount"))["s"]
+            to_deposit = payment.deposit_entries.aggregate(s=Sum("amount"))["s"]
+            assert payment.amount == payment.target_contribution + (to_adjustments or ZERO) + (
+                to_deposit or ZERO
+            ), payment.trans_id
+            assert payment.driver_share == 0
+        else:
+            # 4. A = share + contribution.
+            assert payment.amount == payment.driver_share + payment.target_contribution
         # 5. At most one payout per payment, for exactly the share.
         payouts = list(Payout.objects.filter(transaction=payment))
         assert len(payouts) == (1 if payment.driver_share > 0 else 0)
@@ -76,6 +88,13 @@ def assert_invariants(*, sent_trans_ids: list[str] | None = None) -> None:
             assert tx.business_day is not None and tx.business_day > received_day, tx.trans_id
         else:
             assert tx.business_day == received_day, (tx.trans_id, tx.received_at, tx.business_day)
+    # 9. Each deposit is the sum of its entries, numbered 1..n, never below zero.
+    for driver_pk in DepositEntry.objects.values_list("driver_id", flat=True).distinct():
+        running = ZERO
+        rows = DepositEntry.objects.filter(driver_id=driver_pk).order_by("seq")
+        for number, entry in enumerate(rows, start=1):
+            running += entry.amount
+            assert entry.seq == number and entry.balance_after == running >= 0, entry
     for close in DayClose.objects.all():
         total = LedgerEntry.objects.filter(
             driver_id=close.driver_id, business_day=close.business_day

@@ -19,7 +19,7 @@ from django.test import override_settings
 from tests.support.factories import make_driver
 from tests.support.live_server import REPO_ROOT, LiveServer, child_env
 from tuktuk.fleet.models import FleetSettings
-from tuktuk.ledger.models import Transaction
+from tuktuk.ledger.models import Decision, DepositRefund, Transaction
 from tuktuk.ledger.services import IncomingPayment, payment_post
 from tuktuk.mpesa.simulator.server import DarajaSimulator, SimConfig
 from tuktuk.payouts.models import Payout, PayoutState
@@ -113,7 +113,7 @@ def all_payouts(state: str) -> Callable[[], bool]:
 
 def assert_paid_exactly_once(sim: DarajaSimulator) -> None:
     """Every payout completed; M-Pesa accepted each OriginatorConversationID once and paid the
-    right amount; per driver, paid = sum of driver shares."""
+    right amount; per driver, paid = sum of driver shares plus approved deposit refunds."""
     state = sim.state()
     accepted = Counter(
         r["originator_conversation_id"] for r in state["b2c_requests"] if r["accepted"]
@@ -126,10 +126,20 @@ def assert_paid_exactly_once(sim: DarajaSimulator) -> None:
         assert payout.state == PayoutState.COMPLETED, (oid, payout.state, payout.result_desc)
         assert Decimal(str(paid[oid]["amount"])) == payout.amount
         assert payout.receipt == paid[oid]["receipt"]
-    shares = dict(
-        Transaction.objects.values("driver")
-        .annotate(s=Sum("driver_share"))
-        .values_list("driver", "s")
+    shares = Counter(
+        dict(
+            Transaction.objects.values("driver")
+            .annotate(s=Sum("driver_share"))
+            .values_list("driver", "s")
+        )
+    )
+    shares.update(
+        dict(
+            DepositRefund.objects.filter(state=Decision.APPROVED)
+            .values("driver")
+            .annotate(s=Sum("amount"))
+            .values_list("driver", "s")
+        )
     )
     completed = dict(
         Payout.objects.filter(state=PayoutState.COMPLETED)
@@ -157,12 +167,19 @@ def make_payouts(count: int, *, drivers: int = 7, instant: bool = True) -> None:
         )
 
 
-def payout_worker_kill(server: LiveServer, *, payouts: int, kills: int) -> dict[str, int]:
+def payout_worker_kill(
+    server: LiveServer,
+    *,
+    payouts: int,
+    kills: int,
+    make: Callable[[int], None] = lambda count: make_payouts(count),
+) -> dict[str, int]:
     """`payouts` payouts; `kills` times a `tuktuk worker` is killed (kill -9) while inside a
     B2C call with its batch claimed, then restarted; at the end every payout is paid exactly
     once (the restarted worker finds the claimed ones `sending`, makes them `unknown` and asks
-    M-Pesa's Transaction Status, never resending blindly). Returns the campaign's counts."""
-    make_payouts(payouts)
+    M-Pesa's Transaction Status, never resending blindly). `make` queues the payouts (fare
+    shares by default; deposit refunds in tests/ledger/test_deposits.py). Returns the counts."""
+    make(payouts)
     per_round = max(1, payouts // (kills + 1))
     stranded_total = 0
     with simulator(hang_seconds=120) as sim:

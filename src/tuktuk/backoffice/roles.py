@@ -22,6 +22,9 @@ MANAGE_PAYOUTS = "payouts.manage_payouts"
 ARCHIVE = ("mpesa.delete_callback", "core.delete_event")
 REPLAY_CALLBACKS = "mpesa.replay_callbacks"
 CLOSE_DAYS = "ledger.close_days"
+MANAGE_DEPOSITS = "ledger.manage_deposits"
+# Terminating, archiving and restoring a driver changes the driver and decides their money.
+MANAGE_EXITS = ("fleet.change_driver", "ledger.manage_deposits")
 CREATE_API_TOKENS = "backoffice.add_apitoken"
 # An import creates and changes drivers (their targets and fare percentages) and vehicles.
 # The demo creates a superuser: on a database with operators, only a superuser may run it.
@@ -49,6 +52,7 @@ MONEY_PERMISSIONS = [
     ("mpesa", "replay_callbacks"),
     ("ledger", "close_days"),
     ("backoffice", "add_apitoken"),
+    ("ledger", "manage_deposits"),
 ]
 
 

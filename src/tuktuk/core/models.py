@@ -47,6 +47,19 @@ class EventTitle(models.TextChoices):
     PULL_RUN = "Pull Transactions Run"
     PULL_FAILED = "Pull Transactions Failed"
     PULL_ROW_SKIPPED = "Pull Transaction Skipped"
+    SELF_PAYMENT_RECEIVED = "Driver Self Payment Received"
+    DEPOSIT_RECORDED = "Deposit Recorded"
+    DEPOSIT_DEDUCTED = "Deposit Deducted"
+    DEPOSIT_SETTINGS_CHANGED = "Deposit Settings Changed"
+    DEDUCTION_PROPOSED = "Deposit Deduction Proposed"
+    DEDUCTION_APPROVED = "Deposit Deduction Approved"
+    DEDUCTION_REJECTED = "Deposit Deduction Rejected"
+    DRIVER_TERMINATED = "Driver Terminated"
+    DRIVER_ARCHIVED = "Driver Archived"
+    DRIVER_RESTORED = "Driver Restored"
+    REFUND_APPROVED = "Deposit Refund Approved"
+    REFUND_REJECTED = "Deposit Refund Rejected"
+    MISSES_RESET = "Reset Consecutive Misses"
 
 
 class Event(models.Model):

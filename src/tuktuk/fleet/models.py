@@ -153,7 +153,19 @@ class Driver(models.Model):
     balance_day = models.DateField(null=True, blank=True)
     consecutive_misses = models.PositiveIntegerField(default=0)
     flagged_for_review = models.BooleanField(default=False)
+    # False once terminated: nothing posts to the driver any more (ledger.deposits).
     is_active = models.BooleanField(default=True)
+    # A second account reference that means "this driver paying the fleet", for ids fleets
+    # already printed on stickers (the legacy D112001). Canonical: trimmed, upper case.
+    account_alias = models.CharField(
+        max_length=32,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text="Also accepted as this driver's own account (e.g. the legacy D112001).",
+    )
+    terminated_at = models.DateTimeField(null=True, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -187,10 +199,36 @@ class Driver(models.Model):
             models.CheckConstraint(
                 condition=Q(instant_payout__in=Override.values), name="driver_payout_choice"
             ),
+            models.CheckConstraint(
+                condition=Q(account_alias__isnull=True)  # type: ignore[arg-type]  # Q combined with a Lookup: stubs say Combinable
+                | Exact(Upper(Trim("account_alias")), models.F("account_alias")),
+                name="driver_alias_canonical",
+            ),
+            # Only a terminated driver is archived; an active one is never terminated.
+            models.CheckConstraint(
+                condition=Q(archived_at__isnull=True) | Q(terminated_at__isnull=False),
+                name="driver_archived_means_terminated",
+            ),
+            models.CheckConstraint(
+                condition=Q(terminated_at__isnull=True) | Q(is_active=False),
+                name="driver_terminated_is_inactive",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.driver_id} {self.name}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        self.account_alias = Vehicle.canonical_account(self.account_alias or "") or None
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def status(self) -> str:
+        if self.archived_at is not None:
+            return "archived"
+        if self.terminated_at is not None:
+            return "terminated"
+        return "active" if self.is_active else "inactive"
 
     def effective_target(self, fleet: FleetSettings) -> Decimal:
         return self.daily_target if self.daily_target else fleet.global_daily_target

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from tuktuk.core import events
@@ -84,22 +84,38 @@ def repayment_recognised(*, driver: Driver, payment: IncomingPayment) -> bool:
     ).exists()
 
 
-def repayment_allocate(*, driver: Driver, repayment: Transaction) -> Decimal:
-    """Apply a repayment to the driver's open adjustments, oldest first (the caller holds the
-    driver row lock). Returns what was left over after every debt was settled."""
-    left = repayment.amount
+def adjustments_settle(*, driver: Driver, transaction: Transaction, amount: Decimal) -> Decimal:
+    """Apply `amount` of `transaction` to the driver's open adjustments, oldest first (the
+    caller holds the driver row lock). Returns what it settled."""
+    left = amount
     for adjustment in Adjustment.objects.filter(driver=driver, state=AdjustmentState.OPEN):
         if left <= 0:
             break
         take = min(adjustment.outstanding, left)
         AdjustmentRepayment.objects.create(
-            adjustment=adjustment, transaction=repayment, amount=take
+            adjustment=adjustment, transaction=transaction, amount=take
         )
         Adjustment.objects.filter(pk=adjustment.pk).update(repaid=F("repaid") + take)
         Adjustment.objects.filter(pk=adjustment.pk, repaid=F("amount")).update(
             state=AdjustmentState.SETTLED, settled_at=timezone.now()
         )
         left -= take
+    return amount - left
+
+
+def adjustments_outstanding(*, driver_pk: int) -> Decimal:
+    total = Adjustment.objects.filter(driver_id=driver_pk, state=AdjustmentState.OPEN).aggregate(
+        owed=Sum(F("amount") - F("repaid"))
+    )["owed"]
+    return money(total or ZERO)
+
+
+def repayment_allocate(*, driver: Driver, repayment: Transaction) -> Decimal:
+    """Apply a repayment to the driver's open adjustments, oldest first (the caller holds the
+    driver row lock). Returns what was left over after every debt was settled."""
+    left = repayment.amount - adjustments_settle(
+        driver=driver, transaction=repayment, amount=repayment.amount
+    )
     events.event_record(
         title=events.EventTitle.REPAYMENT_RECEIVED,
         driver=driver,

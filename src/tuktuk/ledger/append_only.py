@@ -133,3 +133,74 @@ def closed_day_guard_operations(tables: dict[str, str]) -> list[Any]:
             atomic=False,
         )
     ]
+
+
+def _deposit_chain_forward(table: str, message: str) -> dict[str, list[str]]:
+    # table is a constant of our migrations, never input.
+    last_seq = f"COALESCE((SELECT MAX(seq) FROM {table} WHERE driver_id = NEW.driver_id), 0)"  # noqa: S608
+    last_balance = (
+        f"COALESCE((SELECT balance_after FROM {table} WHERE driver_id = NEW.driver_id"  # noqa: S608
+        " ORDER BY seq DESC LIMIT 1), 0)"
+    )
+    broken = f"NEW.seq <> {last_seq} + 1 OR NEW.balance_after <> {last_balance} + NEW.amount"
+    return {
+        "postgresql": [
+            f"""
+            CREATE OR REPLACE FUNCTION {table}_chain() RETURNS trigger AS $$
+            BEGIN
+                IF {broken} THEN
+                    RAISE EXCEPTION '{message}' USING ERRCODE = 'integrity_constraint_violation';
+                END IF;
+                RETURN NEW;
+            END;
+            $$ LANGUAGE plpgsql
+            """,
+            f"""
+            CREATE TRIGGER {table}_chain BEFORE INSERT ON {table}
+            FOR EACH ROW EXECUTE FUNCTION {table}_chain()
+            """,
+        ],
+        # SQLite keeps decimals as binary floats: the balance is compared within half a cent.
+        "sqlite": [
+            f"""
+            CREATE TRIGGER {table}_chain BEFORE INSERT ON {table}
+            WHEN NEW.seq <> {last_seq} + 1
+                OR ABS(NEW.balance_after - ({last_balance} + NEW.amount)) > 0.005
+            BEGIN SELECT RAISE(ABORT, '{message}'); END
+            """,
+        ],
+        "mysql": [
+            f"""
+            CREATE TRIGGER {table}_chain BEFORE INSERT ON {table}
+            FOR EACH ROW BEGIN
+                IF {broken} THEN
+                    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{message}';
+                END IF;
+            END
+            """,
+        ],
+    }
+
+
+def _deposit_chain_backward(table: str, message: str) -> dict[str, list[str]]:
+    drop = f"DROP TRIGGER IF EXISTS {table}_chain"
+    return {
+        "postgresql": [f"{drop} ON {table}", f"DROP FUNCTION IF EXISTS {table}_chain()"],
+        "sqlite": [drop],
+        "mysql": [drop],
+    }
+
+
+def deposit_chain_operations(tables: dict[str, str]) -> list[Any]:
+    """The database refuses a deposit entry that does not follow the driver's previous one:
+    seq is the next number and balance_after is the previous balance plus the amount. With
+    UPDATE refused too, the last balance_after is always the sum of the driver's entries."""
+    from django.db import migrations
+
+    return [
+        migrations.RunPython(
+            _runner(_deposit_chain_forward, tables),
+            _runner(_deposit_chain_backward, tables),
+            atomic=False,
+        )
+    ]

@@ -29,6 +29,7 @@ from tuktuk.fleet.balance import driver_balance_set
 from tuktuk.fleet.models import Driver, FleetSettings
 from tuktuk.ledger import ports
 from tuktuk.ledger.business_day import business_day_of, day_close_moment
+from tuktuk.ledger.deposit_book import deduction_propose
 from tuktuk.ledger.models import DayClose, EntryKind, LedgerEntry
 
 TERMINATION_REVIEW_MISSES = 3
@@ -67,14 +68,23 @@ def ledger_sum(*, driver_id: int, business_day: dt.date) -> Decimal:
     return money(total or ZERO)
 
 
-def driver_day_close(*, driver: Driver, day: dt.date, fleet: FleetSettings) -> DayClose | None:
-    """Close `day` for a driver whose row the caller has locked. None if it was already closed."""
+def driver_day_close(
+    *, driver: Driver, day: dt.date, fleet: FleetSettings, paused: bool = False
+) -> DayClose | None:
+    """Close `day` for a driver whose row the caller has locked. None if it was already closed.
+
+    A paused day (the driver could not work it) records no miss and adds no debt: the misses
+    stay as they were and only a debt the day opened with is carried on."""
     closing = ledger_sum(driver_id=driver.pk, business_day=day)
     target = driver.effective_target(fleet)
     sharing = driver.effective_sharing(fleet)
     met = closing >= target
-    misses = 0 if met else driver.consecutive_misses + 1
-    carried = -(target - closing) if (sharing and not met) else ZERO
+    if paused:
+        misses = driver.consecutive_misses
+        carried = min(closing, ZERO) if sharing else ZERO
+    else:
+        misses = 0 if met else driver.consecutive_misses + 1
+        carried = -(target - closing) if (sharing and not met) else ZERO
     flagged = driver.flagged_for_review or (sharing and misses >= TERMINATION_REVIEW_MISSES)
     try:
         with transaction.atomic():  # savepoint: a second close of the same day is a no-op
@@ -89,9 +99,12 @@ def driver_day_close(*, driver: Driver, day: dt.date, fleet: FleetSettings) -> D
                 carried_over=carried,
                 consecutive_misses=misses,
                 flagged_for_review=flagged,
+                paused=paused,
             )
     except IntegrityError:
         return None
+    if not met and not paused:
+        deduction_propose(driver=driver, day=day, shortfall=target - closing)
     next_day = day + dt.timedelta(days=1)
     LedgerEntry.objects.create(
         driver=driver,
@@ -117,7 +130,7 @@ def driver_day_close(*, driver: Driver, day: dt.date, fleet: FleetSettings) -> D
             data={"business_day": day.isoformat(), "consecutive_misses": misses},
         )
     bonus = whole_shillings_down(fleet.bonus_amount)
-    if met and fleet.bonus_enabled and bonus > 0:
+    if met and not paused and fleet.bonus_enabled and bonus > 0:
         ports.payout_outbox().bonus_queue(
             driver=driver,
             business_day=day,
@@ -128,10 +141,12 @@ def driver_day_close(*, driver: Driver, day: dt.date, fleet: FleetSettings) -> D
     return close
 
 
-def driver_roll_to_day(*, driver: Driver, day: dt.date, fleet: FleetSettings) -> list[DayClose]:
-    """Close every business day before `day` that the locked driver row is still on, in order.
-    Raises DayCloseNotReady (the caller's transaction rolls back, releasing the lock) when one
-    of them must wait."""
+def driver_roll_to_day(
+    *, driver: Driver, day: dt.date, fleet: FleetSettings, paused: bool = False
+) -> list[DayClose]:
+    """Close every business day before `day` that the locked driver row is still on, in order
+    (as paused days with `paused`). Raises DayCloseNotReady (the caller's transaction rolls
+    back, releasing the lock) when one of them must wait."""
     closes: list[DayClose] = []
     if driver.balance_day is None:
         Driver.objects.filter(pk=driver.pk).update(balance_day=day)
@@ -139,7 +154,7 @@ def driver_roll_to_day(*, driver: Driver, day: dt.date, fleet: FleetSettings) ->
         return closes
     while driver.balance_day < day:
         day_close_require_ready(day=driver.balance_day, fleet=fleet)
-        close = driver_day_close(driver=driver, day=driver.balance_day, fleet=fleet)
+        close = driver_day_close(driver=driver, day=driver.balance_day, fleet=fleet, paused=paused)
         if close is None:
             # Already closed by someone else but the row was not moved on: move it now.
             Driver.objects.filter(pk=driver.pk).update(

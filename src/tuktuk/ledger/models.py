@@ -18,6 +18,9 @@ class TransactionType(models.TextChoices):
     PAYMENT = "Payment", "Payment"
     ADJUSTMENT = "Adjustment", "Adjustment"
     DRIVER_REPAYMENT = "Driver Repayment", "Driver Repayment"
+    # The driver paying the fleet with their own id as the account: today's shortfall (a
+    # contribution entry), then open adjustments, then the deposit. Never a fare, no B2C.
+    SELF_PAYMENT = "Self Payment", "Self Payment"
 
 
 class TransactionStatus(models.TextChoices):
@@ -107,8 +110,17 @@ class Transaction(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(transaction_type=TransactionType.PAYMENT)
-                | (Q(driver_share=0) & Q(target_contribution=0)),
+                | (
+                    Q(driver_share=0)
+                    & (Q(target_contribution=0) | Q(transaction_type=TransactionType.SELF_PAYMENT))
+                ),
                 name="transaction_non_payment_no_split",
+            ),
+            # A self-payment covers at most its own amount of the day's shortfall.
+            models.CheckConstraint(
+                condition=~Q(transaction_type=TransactionType.SELF_PAYMENT)
+                | Q(target_contribution__lte=F("amount")),
+                name="transaction_self_payment_within_amount",
             ),
         ]
 
@@ -120,6 +132,9 @@ class EntryKind(models.TextChoices):
     CONTRIBUTION = "contribution", "Contribution"
     OPENING = "opening", "Opening (carried over)"
     CORRECTION = "correction", "Correction"
+    # Deposit money moved to the target balance (an approved target deduction, or a refund
+    # settling carried debt); its twin is a Target Deduction deposit entry.
+    DEPOSIT = "deposit", "From the deposit"
 
 
 class AppendOnlyError(RuntimeError):
@@ -207,6 +222,9 @@ class DayClose(AppendOnly):
     carried_over = MoneyField(help_text="The next day's opening entry (negative: debt).")
     consecutive_misses = models.PositiveIntegerField()
     flagged_for_review = models.BooleanField(default=False)
+    # A day the driver could not work (terminated, later restored): no miss, no new debt;
+    # what they owed before is carried unchanged.
+    paused = models.BooleanField(default=False, db_default=False)
     closed_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -344,3 +362,172 @@ class UncapturedPayment(Transaction):
     class Meta:
         proxy = True
         verbose_name = "uncaptured payment"
+
+
+class DepositAccount(models.Model):
+    """A driver's security deposit settings. The balance is not stored here: it is the last
+    deposit entry's `balance_after`, which the database keeps equal to the sum of the entries."""
+
+    driver = models.OneToOneField(Driver, on_delete=models.PROTECT, related_name="deposit")
+    required = models.BooleanField(default=False)
+    initial_amount = MoneyField(default=0, help_text="The deposit the fleet asks for.")
+    allow_target_deduction = models.BooleanField(
+        default=False, help_text="A missed target may be paid from the deposit (once approved)."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        permissions = [("manage_deposits", "Can record and deduct deposits, approve refunds")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(initial_amount__gte=0), name="deposit_initial_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"deposit of {self.driver_id}"
+
+
+class DepositEntryKind(models.TextChoices):
+    INITIAL = "Initial Deposit", "Initial Deposit"
+    TOP_UP = "Top Up", "Top Up"
+    TARGET_DEDUCTION = "Target Deduction", "Target Deduction"
+    DAMAGE_DEDUCTION = "Damage Deduction", "Damage Deduction"
+    REFUND = "Refund", "Refund"
+    ADJUSTMENT = "Adjustment", "Adjustment"
+
+
+DEPOSIT_CREDIT_KINDS = [DepositEntryKind.INITIAL, DepositEntryKind.TOP_UP]
+DEPOSIT_DEBIT_KINDS = [
+    DepositEntryKind.TARGET_DEDUCTION,
+    DepositEntryKind.DAMAGE_DEDUCTION,
+    DepositEntryKind.REFUND,
+]
+
+
+class DepositEntry(AppendOnly):
+    """One movement of a driver's deposit. `seq` numbers a driver's entries 1, 2, 3…; the
+    database refuses an entry whose seq or balance_after does not follow from the previous one
+    (migration 0007), so the last balance_after is always the sum of the amounts, and the
+    CHECK keeps it from going below zero."""
+
+    driver = models.ForeignKey(Driver, on_delete=models.PROTECT, related_name="deposit_entries")
+    seq = models.PositiveIntegerField()
+    kind = models.CharField(max_length=20, choices=DepositEntryKind.choices)
+    amount = MoneyField(help_text="Signed: what this movement added to the deposit.")
+    balance_after = MoneyField()
+    reference = models.CharField(max_length=255, help_text="M-Pesa receipt or the reason.")
+    actor = models.CharField(max_length=150, blank=True)
+    transaction = models.ForeignKey(
+        Transaction,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="deposit_entries",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["driver_id", "seq"]
+        verbose_name_plural = "deposit entries"
+        constraints = [
+            models.UniqueConstraint(fields=["driver", "seq"], name="deposit_entry_seq_once"),
+            models.CheckConstraint(condition=Q(seq__gte=1), name="deposit_entry_seq_positive"),
+            models.CheckConstraint(
+                condition=Q(balance_after__gte=0), name="deposit_balance_not_negative"
+            ),
+            models.CheckConstraint(condition=~Q(amount=0), name="deposit_entry_not_zero"),
+            models.CheckConstraint(
+                condition=Q(kind__in=DepositEntryKind.values), name="deposit_entry_kind_choice"
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind__in=DEPOSIT_CREDIT_KINDS) | Q(amount__gt=0),
+                name="deposit_credit_positive",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind__in=DEPOSIT_DEBIT_KINDS) | Q(amount__lt=0),
+                name="deposit_debit_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.driver_id} #{self.seq} {self.kind} {self.amount}"
+
+
+class Decision(models.TextChoices):
+    PROPOSED = "proposed", "Waiting for a fleet manager"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+
+
+class DeductionProposal(models.Model):
+    """At a missed day's close, for a driver who allows it: pay the shortfall (up to the
+    deposit) from the deposit, once a fleet manager approves."""
+
+    driver = models.ForeignKey(Driver, on_delete=models.PROTECT, related_name="deductions")
+    business_day = models.DateField(help_text="The missed day.")
+    shortfall = MoneyField()
+    amount = MoneyField(help_text="Proposed: the shortfall, up to the deposit at the close.")
+    approved_amount = MoneyField(default=0)
+    state = models.CharField(max_length=10, choices=Decision.choices, default=Decision.PROPOSED)
+    decided_by = models.CharField(max_length=150, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-business_day", "driver_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["driver", "business_day"], name="deduction_once"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="deduction_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(approved_amount__gte=0) & Q(approved_amount__lte=F("amount")),
+                name="deduction_approved_within_amount",
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=Decision.values), name="deduction_state_choice"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.driver_id} {self.business_day}: {self.amount} from deposit ({self.state})"
+
+
+class DepositRefund(models.Model):
+    """What a terminated driver gets back: the deposit minus open debts, paid by B2C through
+    the payout outbox once a fleet manager approves. The figures are computed again at the
+    approval, under the driver's lock, and kept as paid."""
+
+    driver = models.ForeignKey(Driver, on_delete=models.PROTECT, related_name="refunds")
+    deposit_balance = MoneyField()
+    target_debt = MoneyField(help_text="Carried target debt not yet worked off.")
+    adjustments_debt = MoneyField(help_text="Open adjustments still owed.")
+    amount = MoneyField(help_text="Whole shillings: M-Pesa B2C pays no cents.")
+    state = models.CharField(max_length=10, choices=Decision.choices, default=Decision.PROPOSED)
+    requested_by = models.CharField(max_length=150)
+    decided_by = models.CharField(max_length=150, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(deposit_balance__gte=0)
+                & Q(target_debt__gte=0)
+                & Q(adjustments_debt__gte=0)
+                & Q(amount__gte=0),
+                name="refund_figures_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Exact(F("amount"), Cast("amount", models.IntegerField())),
+                name="refund_whole_shillings",
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=Decision.values), name="refund_state_choice"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"refund {self.amount} to {self.driver_id} ({self.state})"

@@ -90,9 +90,13 @@ class PaymentStatus:
         )
 
 
+# The credits that carry a contribution entry: fares and the target part of self-payments.
+CONTRIBUTING_TYPES = [TransactionType.PAYMENT, TransactionType.SELF_PAYMENT]
+
+
 def completed_payments(transactions: QuerySet[Transaction]) -> QuerySet[Transaction]:
     return transactions.filter(
-        status=TransactionStatus.COMPLETED, transaction_type=TransactionType.PAYMENT
+        status=TransactionStatus.COMPLETED, transaction_type__in=CONTRIBUTING_TYPES
     )
 
 

@@ -19,7 +19,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
     from tuktuk.fleet.models import Driver
-    from tuktuk.ledger.models import Transaction
+    from tuktuk.ledger.models import DepositRefund, Transaction
 
 
 class PayoutOutbox(Protocol):
@@ -32,6 +32,10 @@ class PayoutOutbox(Protocol):
     def bonus_queue(
         self, *, driver: Driver, business_day: dt.date, amount: Decimal, instant: bool
     ) -> None: ...
+
+    def refund_queue(self, *, refund: DepositRefund, driver: Driver, amount: Decimal) -> None:
+        """An approved deposit refund: sent without waiting for a release."""
+        ...
 
 
 class ReceiptVerifier(Protocol):

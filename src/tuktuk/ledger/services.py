@@ -30,14 +30,16 @@ from django.utils import timezone
 
 from tuktuk.core import events
 from tuktuk.core.db import atomic_with_retry
-from tuktuk.core.money import money
+from tuktuk.core.money import ZERO, money
 from tuktuk.fleet.balance import driver_balance_credit
 from tuktuk.fleet.models import Driver, FleetSettings, Vehicle
 from tuktuk.ledger import ports
-from tuktuk.ledger.adjustments import repayment_allocate, repayment_recognised
+from tuktuk.ledger.adjustments import adjustments_settle, repayment_allocate, repayment_recognised
 from tuktuk.ledger.business_day import business_day_of
 from tuktuk.ledger.day_close import DayCloseNotReady, day_close_readiness, driver_roll_to_day
+from tuktuk.ledger.deposit_book import deposit_entry_add
 from tuktuk.ledger.models import (
+    DepositEntryKind,
     EntryKind,
     LedgerEntry,
     Transaction,
@@ -69,6 +71,7 @@ class PostingOutcome(StrEnum):
     DUPLICATE = "duplicate"
     UNMATCHED = "unmatched"
     REPAYMENT = "repayment"
+    SELF_PAYMENT = "self_payment"
 
 
 @dataclass(frozen=True)
@@ -95,10 +98,10 @@ def driver_split(*, driver: Driver, fleet: FleetSettings, amount: Decimal) -> Sp
 _DRIVER_ID = re.compile(r"^DRV-[0-9]{6}$")
 
 
-def _resolve_driver(account_reference: str) -> tuple[int | None, int | None, bool]:
-    """(vehicle pk, driver pk, by_driver_id), in one query on the hot path. An account
-    reference that is a driver id (DRV-112001) is the driver paying the fleet, not a
-    passenger paying a vehicle."""
+def account_resolve(account_reference: str) -> tuple[int | None, int | None, bool]:
+    """(vehicle pk, driver pk, by_driver_id). An account reference that is a driver's id
+    (DRV-112001) or alias (the legacy D112001) is the driver paying the fleet, not a passenger
+    paying a vehicle; aliases are unique across drivers and never a vehicle's account."""
     account = Vehicle.canonical_account(account_reference)
     if _DRIVER_ID.match(account):
         by_id = Driver.objects.filter(driver_id=account, is_active=True).order_by()
@@ -121,6 +124,12 @@ def _resolve_driver(account_reference: str) -> tuple[int | None, int | None, boo
         .values_list("pk", flat=True)
         .first()
     )
+    if vehicle_pk is None:
+        # Not a vehicle's account: perhaps a driver's alias (looked up last, so a fare costs
+        # no extra query; fleet.services refuses an alias that is a vehicle's account).
+        by_alias = Driver.objects.filter(account_alias=account, is_active=True).order_by()
+        if driver_pk := by_alias.values_list("pk", flat=True).first():
+            return None, driver_pk, True
     return vehicle_pk, None, False
 
 
@@ -155,7 +164,7 @@ def _post_once(
 ) -> PostingResult:
     fleet = FleetSettings.load()
     received_day = business_day_of(received, fleet=fleet)
-    vehicle_pk, driver_pk, by_driver_id = _resolve_driver(payment.account_reference)
+    vehicle_pk, driver_pk, by_driver_id = account_resolve(payment.account_reference)
     if driver_pk is None:
         existing = _existing(payment.trans_id)
         if existing is not None:
@@ -176,7 +185,16 @@ def _post_once(
         existing = _existing(payment.trans_id)
         if existing is not None:
             result = PostingResult(PostingOutcome.DUPLICATE, existing)
-        elif by_driver_id or repayment_recognised(driver=driver, payment=payment):
+        elif by_driver_id:
+            day = _posting_day(driver=driver, received_day=received_day, fleet=fleet)
+            paid = self_payment_post(
+                driver=driver,
+                fleet=fleet,
+                day=day,
+                fields={**_transaction_fields(payment, source), "received_at": received},
+            )
+            result = PostingResult(PostingOutcome.SELF_PAYMENT, paid)
+        elif repayment_recognised(driver=driver, payment=payment):
             day = _posting_day(driver=driver, received_day=received_day, fleet=fleet)
             repayment = Transaction.objects.create(
                 **_transaction_fields(payment, source),
@@ -245,6 +263,55 @@ def driver_credit(
         )
 
 
+def self_payment_post(
+    *, driver: Driver, fleet: FleetSettings, day: dt.date, fields: dict[str, object]
+) -> Transaction:
+    """The driver paying the fleet (their id as the account), for a driver row the caller has
+    locked and rolled to `day`: first today's left-to-target (a contribution entry), then open
+    adjustments, oldest first, then the rest tops up the deposit. No share, no payout."""
+    amount = money(fields["amount"])  # type: ignore[arg-type]
+    left_to_target = max(ZERO, driver.effective_target(fleet) - driver.current_balance)
+    to_target = min(amount, left_to_target)
+    paid = Transaction.objects.create(
+        **fields,
+        status=TransactionStatus.COMPLETED,
+        transaction_type=TransactionType.SELF_PAYMENT,
+        driver=driver,
+        target_contribution=to_target,
+        business_day=day,
+    )
+    driver_credit(
+        driver=driver,
+        fleet=fleet,
+        day=day,
+        posted=paid,
+        split=Split(driver_share=ZERO, target_contribution=to_target),
+    )
+    to_adjustments = adjustments_settle(driver=driver, transaction=paid, amount=amount - to_target)
+    to_deposit = amount - to_target - to_adjustments
+    if to_deposit > 0:
+        deposit_entry_add(
+            driver=driver,
+            kind=DepositEntryKind.TOP_UP,
+            amount=to_deposit,
+            reference=paid.trans_id,
+            transaction=paid,
+        )
+    events.event_record(
+        title=events.EventTitle.SELF_PAYMENT_RECEIVED,
+        driver=driver,
+        message=f"{paid.trans_id}: {amount} KSH from {driver.driver_id}: {to_target} to the "
+        f"target, {to_adjustments} to adjustments, {to_deposit} to the deposit",
+        data={
+            "trans_id": paid.trans_id,
+            "to_target": str(to_target),
+            "to_adjustments": str(to_adjustments),
+            "to_deposit": str(to_deposit),
+        },
+    )
+    return paid
+
+
 _CLOSE_POLL_SECONDS = 0.05
 
 
@@ -302,9 +369,8 @@ def payment_post(
             result = _record_duplicate(existing, source, within)
     credited = result.transaction
     received_day = business_day_of(received, fleet=FleetSettings.load())
-    if result.outcome in (PostingOutcome.POSTED, PostingOutcome.REPAYMENT) and (
-        credited.business_day != received_day
-    ):
+    credits = (PostingOutcome.POSTED, PostingOutcome.REPAYMENT, PostingOutcome.SELF_PAYMENT)
+    if result.outcome in credits and (credited.business_day != received_day):
         events.event_record(
             title=events.EventTitle.CREDITED_AFTER_CLOSE,
             level=events.EventLevel.WARNING,

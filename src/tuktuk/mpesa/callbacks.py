@@ -13,10 +13,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from tuktuk.core import events
-from tuktuk.fleet.models import Driver, FleetSettings, Vehicle
+from tuktuk.fleet.models import FleetSettings
 from tuktuk.ledger.business_day import within_operating_hours
 from tuktuk.ledger.day_close import DayCloseNotReady
-from tuktuk.ledger.services import PostingOutcome, PostingResult, payment_post
+from tuktuk.ledger.services import PostingOutcome, PostingResult, account_resolve, payment_post
 from tuktuk.mpesa.c2b import (
     ACCEPTED,
     INVALID_ACCOUNT,
@@ -199,12 +199,11 @@ def validation_decide(*, body: bytes, content_type: str, remote_addr: str) -> Va
             raise CallbackRejected(f"caller {remote_addr} is not in TUKTUK_CALLBACK_ALLOWED_IPS")
         payload = parse_body(body, content_type)
         payment = payment_from_payload(payload, maximum=settings.MAX_PAYMENT_AMOUNT)
-        account = Vehicle.canonical_account(payment.account_reference)
-        if not Driver.objects.filter(
-            vehicle__mpesa_account=account, vehicle__is_active=True, is_active=True
-        ).exists():
+        # The posting's own rule: a vehicle with a driver, or a driver's id or alias.
+        if account_resolve(payment.account_reference)[1] is None:
             raise CallbackRejected(
-                f"account {payment.account_reference!r} has no vehicle with a driver",
+                f"account {payment.account_reference!r} is neither a vehicle with a driver "
+                "nor an active driver's id",
                 INVALID_ACCOUNT,
             )
         if not within_operating_hours(timezone.now(), fleet=FleetSettings.load()):

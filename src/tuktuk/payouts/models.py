@@ -13,7 +13,7 @@ from django.db.models.lookups import Exact
 
 from tuktuk.core.money import MoneyField
 from tuktuk.fleet.models import Driver
-from tuktuk.ledger.models import Transaction
+from tuktuk.ledger.models import DepositRefund, Transaction
 
 
 class PayoutState(models.TextChoices):
@@ -31,6 +31,7 @@ class PayoutState(models.TextChoices):
 class PayoutKind(models.TextChoices):
     SHARE = "share", "Driver share"
     BONUS = "bonus", "Target bonus"
+    REFUND = "refund", "Deposit refund"
 
 
 class Payout(models.Model):
@@ -39,6 +40,9 @@ class Payout(models.Model):
     kind = models.CharField(max_length=8, choices=PayoutKind.choices, default=PayoutKind.SHARE)
     transaction = models.OneToOneField(
         Transaction, null=True, blank=True, on_delete=models.PROTECT, related_name="payout"
+    )
+    refund = models.OneToOneField(
+        DepositRefund, null=True, blank=True, on_delete=models.PROTECT, related_name="payout"
     )
     driver = models.ForeignKey(Driver, on_delete=models.PROTECT, related_name="payouts")
     phone = models.CharField(max_length=12)

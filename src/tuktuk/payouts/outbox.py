@@ -10,12 +10,16 @@ import datetime as dt
 from decimal import Decimal
 
 from tuktuk.fleet.models import Driver
-from tuktuk.ledger.models import Transaction
+from tuktuk.ledger.models import DepositRefund, Transaction
 from tuktuk.payouts.models import Payout, PayoutKind, PayoutState
 
 
 def share_originator_id(trans_id: str) -> str:
     return f"TTL-{trans_id}"
+
+
+def refund_originator_id(*, driver_id: str, refund_pk: int) -> str:
+    return f"TTL-REFUND-{driver_id}-{refund_pk}"
 
 
 def bonus_originator_id(*, driver_id: str, business_day: dt.date) -> str:
@@ -30,11 +34,13 @@ def payout_queue(
     originator_conversation_id: str,
     instant: bool,
     transaction: Transaction | None = None,
+    refund: DepositRefund | None = None,
 ) -> Payout:
     """Create the outbox row for one transfer, inside the caller's transaction."""
     return Payout.objects.create(
         kind=kind,
         transaction=transaction,
+        refund=refund,
         driver=driver,
         phone=driver.mpesa_number,
         amount=amount,
@@ -69,4 +75,16 @@ class OutboxForLedger:
                 driver_id=driver.driver_id, business_day=business_day
             ),
             instant=instant,
+        )
+
+    def refund_queue(self, *, refund: DepositRefund, driver: Driver, amount: Decimal) -> None:
+        payout_queue(
+            driver=driver,
+            amount=amount,
+            kind=PayoutKind.REFUND,
+            originator_conversation_id=refund_originator_id(
+                driver_id=driver.driver_id, refund_pk=refund.pk
+            ),
+            instant=True,  # a fleet manager approved this very transfer
+            refund=refund,
         )

@@ -9,7 +9,11 @@ from tuktuk.backoffice.roles import define_roles
 
 def refresh_roles(apps, schema_editor):
     _roles_0002.permissions_create(apps)
-    define_roles(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
+    define_roles(
+        apps.get_model("auth", "Group"),
+        apps.get_model("auth", "Permission"),
+        _roles_0002.MONEY_0003,
+    )
 
 
 def previous_roles(apps, schema_editor):

@@ -23,3 +23,11 @@ def permissions_create(apps):
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
+
+# And as they were at 0003 (its own data migration must not ask for later permissions).
+MONEY_0003 = [
+    *MONEY_0002,
+    ("mpesa", "replay_callbacks"),
+    ("ledger", "close_days"),
+    ("backoffice", "add_apitoken"),
+]
