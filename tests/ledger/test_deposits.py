@@ -3,7 +3,9 @@ operator tools, target deductions at the day close, termination, refunds, restor
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import threading
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -52,6 +54,8 @@ from tuktuk.ledger.models import (
     TransactionType,
 )
 from tuktuk.ledger.services import PostingOutcome
+from tuktuk.ledger.statement import driver_statement
+from tuktuk.ledger.statement_csv import statement_csv
 from tuktuk.payouts.models import Payout, PayoutKind, PayoutState
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -479,3 +483,52 @@ def test_refunds_are_paid_exactly_once_with_a_killed_worker(live_server_proc: Li
     assert counts["lost"] == 0 and counts["double_paid"] == 0
     assert Payout.objects.filter(kind=PayoutKind.REFUND, state=PayoutState.COMPLETED).count() == 6
     assert_invariants()
+
+
+def test_the_statement_shows_each_part_and_the_deposit_moves_without_problems() -> None:
+    _missed_day()  # D: 300 to the target, 700 short; D+1 opens at -700
+    adjustment_add(driver_id=DRV, amount="100", reason="fuel", actor="m")
+    with time_machine.travel(nairobi(2026, 3, 11, 9), tick=True):
+        deduction_decide(proposal_id=DeductionProposal.objects.get().pk, approve=True, actor="boss")
+        pay("SELF", "1500", account=DRV)  # 1000 to the target, 100 to fuel, 400 to the deposit
+        statement = driver_statement(driver_id=DRV, date_from=D, date_to=D + dt.timedelta(days=1))
+        csv_text = statement_csv(statement)
+    assert statement.problems == []
+    [paid] = [tx for tx in statement.transactions if tx.trans_id == "SELF"]
+    assert (paid.target_contribution, paid.to_adjustments, paid.to_deposit) == (
+        Decimal("1000.00"),
+        Decimal("100.00"),
+        Decimal("400.00"),
+    )
+    day = statement.days[1]
+    assert (day.opening, day.from_deposit, day.contributions, day.closing) == (
+        Decimal("-700.00"),
+        Decimal("700.00"),
+        Decimal("1000.00"),
+        Decimal("1000.00"),
+    )
+    rows = list(csv.DictReader(io.StringIO(csv_text)))
+    self_row = next(r for r in rows if r["reference"] == "SELF")
+    assert "to adjustments 100.00, to deposit 400.00" in self_row["detail"]
+    assert any(r["kind"] == "deposit" and r["amount"] == "700.00" for r in rows)
+    changes = sum(Decimal(r["balance_change"]) for r in rows if r["kind"] != "total")
+    assert changes == statement.closing_balance == Decimal("1000.00")
+
+
+def test_an_alias_cannot_be_a_vehicles_account_or_a_driver_id() -> None:
+    from django.core.exceptions import ValidationError
+
+    driver = make_driver(1)
+    make_driver(2)
+    for alias, match in (("tuk002", "vehicle's account"), ("DRV-112002", "driver id")):
+        driver.account_alias = alias
+        with pytest.raises(ValidationError, match=match):
+            driver.full_clean()
+    driver.account_alias = "D112001"
+    driver.full_clean()
+    driver.save()
+    vehicle = Driver.objects.get(driver_id="DRV-112002").vehicle
+    assert vehicle is not None
+    vehicle.mpesa_account = "d112001"
+    with pytest.raises(ValidationError, match="driver's own account"):
+        vehicle.full_clean()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Length, Trim, Upper
@@ -121,6 +122,11 @@ class Vehicle(models.Model):
     def canonical_account(raw: str) -> str:
         return str(raw or "").strip().upper()
 
+    def clean(self) -> None:
+        account = self.canonical_account(self.mpesa_account)
+        if Driver.objects.filter(account_alias=account).exists():
+            raise ValidationError({"mpesa_account": f"{account} is a driver's own account"})
+
 
 class Driver(models.Model):
     driver_id = models.CharField(max_length=10, unique=True, help_text="DRV-112001")
@@ -221,6 +227,17 @@ class Driver(models.Model):
     def save(self, *args: object, **kwargs: object) -> None:
         self.account_alias = Vehicle.canonical_account(self.account_alias or "") or None
         super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def clean(self) -> None:
+        """An alias must mean this driver and nothing else: not a vehicle's account (that is
+        a fare), not a driver id (that is the driver's own)."""
+        alias = Vehicle.canonical_account(self.account_alias or "")
+        if not alias:
+            return
+        if alias.startswith("DRV-"):
+            raise ValidationError({"account_alias": "a driver id is already its driver's own"})
+        if Vehicle.objects.filter(mpesa_account=alias).exists():
+            raise ValidationError({"account_alias": f"{alias} is a vehicle's account number"})
 
     @property
     def status(self) -> str:

@@ -204,3 +204,26 @@ def deposit_chain_operations(tables: dict[str, str]) -> list[Any]:
             atomic=False,
         )
     ]
+
+
+def sqlite_triggers_reinstall_operations(
+    *, append_only: dict[str, str], closed_day: dict[str, str]
+) -> list[Any]:
+    """SQLite cannot alter a column or a constraint in place: Django rebuilds the table, and the
+    rebuild drops its triggers. A migration that alters a guarded table puts them back with
+    this (a no-op on PostgreSQL and MariaDB, whose ALTER TABLE keeps triggers)."""
+    from django.db import migrations
+
+    def reinstall(apps: Any, schema_editor: Any) -> None:
+        if schema_editor.connection.vendor != "sqlite":
+            return
+        for makers, tables in (
+            ((_backward, _forward), append_only),
+            ((_closed_day_backward, _closed_day_forward), closed_day),
+        ):
+            drop, create = makers
+            for table, message in tables.items():
+                for sql in [*drop(table, message)["sqlite"], *create(table, message)["sqlite"]]:
+                    schema_editor.execute(sql)
+
+    return [migrations.RunPython(reinstall, migrations.RunPython.noop, atomic=False)]

@@ -13,8 +13,11 @@ Per day, from the ledger (the driver's `LedgerEntry` rows of that business day):
                    day closed (0 if there is none, e.g. the first day or target sharing off);
 - contributions  = sum of the day's `contribution` entries;
 - corrections    = sum of the day's `correction` entries;
-- closing        = opening + contributions + corrections = the ledger sum of the day (there are
-                   no other entry kinds: a database constraint), which is the balance that closes;
+- from_deposit   = sum of the day's `deposit` entries: deposit money moved to the target (an
+                   approved target deduction, a refund settling carried debt);
+- closing        = opening + contributions + corrections + from_deposit = the ledger sum of the
+                   day (there are no other entry kinds: a database constraint), which is the
+                   balance that closes;
 - state          = `closed` (a DayClose row exists; its closing_balance, target, target_met and
                    carried_over are shown as recorded at the close), `open` (the driver's open
                    day; the cached `current_balance` is shown), `pending` (after the open day: that
@@ -25,16 +28,18 @@ Per day, from the ledger (the driver's `LedgerEntry` rows of that business day):
 
 Totals:
 - opening_balance  = the first day's opening;  closing_balance = the last day's closing;
-- amount_received  = sum of `amount` of Completed transactions of type Payment or Driver
-                     Repayment: the money that reached the paybill. An Adjustment is a debt an
-                     operator recorded, not money received: it is summed apart as `adjustments`;
+- amount_received  = sum of `amount` of Completed transactions of type Payment, Self Payment
+                     or Driver Repayment: the money that reached the paybill. An Adjustment is
+                     a debt an operator recorded, not money received: it is summed apart as
+                     `adjustments`;
 - driver_share, target_contribution = sums over the Completed transactions;
-- contributions, corrections = sums of those ledger entries over the range;
+- contributions, corrections, from_deposit = sums of those ledger entries over the range;
 - carry_over_adjustments = what the day closes inside the range did: at a close the balance
   restarts from the carried-over debt (or 0), so it is Σ (opening of day d − closing of day d−1)
   over every day after the first.
-So, exactly: closing_balance = opening_balance + contributions + corrections
-+ carry_over_adjustments, and each day's closing = opening + contributions + corrections.
+So, exactly: closing_balance = opening_balance + contributions + corrections + from_deposit
++ carry_over_adjustments, and each day's closing = opening + contributions + corrections
++ from_deposit.
 
 `problems` lists what disagrees with the ledger (a closed day whose entries no longer sum to the
 balance recorded at its close, an opening that differs from the carry-over, an open day whose
@@ -42,7 +47,8 @@ cached balance differs from its ledger sum, a completed payment without its cont
 
 Line items: every transaction of the driver in the range (TransID, received time in local time,
 i.e. Africa/Nairobi, type, amount, driver share, target contribution, payer, its contribution
-entry and its payout's amount/state/receipt) and every ledger entry (kind, amount, note).
+entry and its payout's amount/state/receipt; for a self-payment, what went to adjustments and
+to the deposit besides its target contribution) and every ledger entry (kind, amount, note).
 
 The CSV rendering is in `tuktuk.ledger.statement_csv`.
 """
@@ -56,28 +62,36 @@ from decimal import Decimal
 from itertools import pairwise
 from typing import Any
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
 
 from tuktuk.core.dates import day_parse
 from tuktuk.core.errors import InvalidInput
-from tuktuk.core.money import ZERO, money
+from tuktuk.core.money import ZERO, MoneyField, money
 from tuktuk.fleet.models import FleetSettings
 from tuktuk.fleet.selectors import driver_get
 from tuktuk.ledger.business_day import day_close_moment, day_open_moment
 from tuktuk.ledger.day_close import current_business_day
 from tuktuk.ledger.models import (
+    AdjustmentRepayment,
     DayClose,
+    DepositEntry,
     EntryKind,
     LedgerEntry,
     Transaction,
     TransactionStatus,
     TransactionType,
 )
-from tuktuk.ledger.payment_status import PaymentStatus
+from tuktuk.ledger.payment_status import CONTRIBUTING_TYPES, PaymentStatus
 from tuktuk.ledger.selectors import DayState
 
 MAX_RANGE_DAYS = 366
+
+
+def _sum_of(model: type[AdjustmentRepayment] | type[DepositEntry]) -> Subquery:
+    """The sum of `model.amount` over the rows that point at the outer transaction."""
+    rows = model.objects.filter(transaction=OuterRef("pk")).order_by().values("transaction")
+    return Subquery(rows.annotate(s=Sum("amount")).values("s"), output_field=MoneyField())
 
 
 def day_range_check(date_from: dt.date, date_to: dt.date) -> None:
@@ -111,6 +125,7 @@ class StatementDay:
     opening: Decimal
     contributions: Decimal
     corrections: Decimal
+    from_deposit: Decimal  # deposit money moved to the target (approved deductions, refunds)
     closing: Decimal
     entries_count: int
     transactions_count: int
@@ -148,13 +163,16 @@ class StatementTransaction:
     payout_state: str | None
     payout_receipt: str | None
     corrected: Decimal  # corrections posted for it since (possibly on a later day)
+    # Where a self-payment (or repayment) went besides the target: adjustments, the deposit.
+    to_adjustments: Decimal = ZERO
+    to_deposit: Decimal = ZERO
 
     @property
     def ledger_status(self) -> PaymentStatus | None:
         """Its standing in the ledger (completed payments only), by the one shared rule."""
         if not (
             self.status == TransactionStatus.COMPLETED
-            and self.transaction_type == TransactionType.PAYMENT
+            and self.transaction_type in CONTRIBUTING_TYPES
         ):
             return None
         return PaymentStatus(
@@ -190,6 +208,7 @@ class StatementTotals:
     opening_balance: Decimal
     contributions: Decimal
     corrections: Decimal
+    from_deposit: Decimal
     carry_over_adjustments: Decimal
     closing_balance: Decimal
     transactions_count: int
@@ -274,6 +293,7 @@ def driver_statement(
             opening=Sum("amount", filter=Q(kind=EntryKind.OPENING)),
             contributions=Sum("amount", filter=Q(kind=EntryKind.CONTRIBUTION)),
             corrections=Sum("amount", filter=Q(kind=EntryKind.CORRECTION)),
+            from_deposit=Sum("amount", filter=Q(kind=EntryKind.DEPOSIT)),
         )
         .order_by()
     }
@@ -310,10 +330,17 @@ def driver_statement(
             payout_state=row["payout__state"],
             payout_receipt=row["payout__receipt"],
             corrected=money(row["corrected"] or ZERO),
+            to_adjustments=_amount(row["to_adjustments"]),
+            to_deposit=_amount(row["to_deposit"]),
         )
         # Both joins are one-to-one: one row per transaction, payouts without another query.
         for row in Transaction.objects.filter(in_range)
-        .annotate(corrected=Sum("correction_entries__amount"))
+        .annotate(
+            corrected=Sum("correction_entries__amount"),
+            # Subqueries, not joins: a join to either would multiply the corrections' sum.
+            to_adjustments=_sum_of(AdjustmentRepayment),
+            to_deposit=_sum_of(DepositEntry),
+        )
         .order_by("received_at", "pk")
         .values(
             "business_day",
@@ -332,6 +359,8 @@ def driver_statement(
             "payout__state",
             "payout__receipt",
             "corrected",
+            "to_adjustments",
+            "to_deposit",
         )
     ]
     entries = [
@@ -358,7 +387,8 @@ def driver_statement(
         opening = _amount(sums.get("opening"))
         contributions = _amount(sums.get("contributions"))
         corrections = _amount(sums.get("corrections"))
-        closing = opening + contributions + corrections
+        from_deposit = _amount(sums.get("from_deposit"))
+        closing = opening + contributions + corrections + from_deposit
         close = closes.get(day)
         if close is not None:
             state = DayState.CLOSED
@@ -375,6 +405,7 @@ def driver_statement(
                 opening=opening,
                 contributions=contributions,
                 corrections=corrections,
+                from_deposit=from_deposit,
                 closing=closing,
                 entries_count=sums.get("n", 0),
                 transactions_count=tx.get("n", 0),
@@ -399,6 +430,7 @@ def driver_statement(
         opening_balance=days[0].opening,
         contributions=sum((d.contributions for d in days), ZERO),
         corrections=sum((d.corrections for d in days), ZERO),
+        from_deposit=sum((d.from_deposit for d in days), ZERO),
         carry_over_adjustments=carry_over,
         closing_balance=days[-1].closing,
         transactions_count=sum(d.transactions_count for d in days),

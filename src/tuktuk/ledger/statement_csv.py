@@ -5,10 +5,12 @@ as plain numbers with two decimals. Columns: business_day, time, kind, reference
 driver_share, target_contribution, balance_change, running_balance, detail. Per day, in order:
 - an `opening` row: amount = the day's opening; balance_change = opening − the running balance
   before it (the first day: the opening itself; later days: the effect of the previous close);
-- one row per transaction (kind payment / adjustment / driver_repayment; reference = TransID;
-  balance_change = its contribution entry, 0.00 if it has none) and one row per other ledger
-  entry (correction, or a contribution whose transaction is not listed that day; reference =
-  its note or TransID; balance_change = its amount), in time order;
+- one row per transaction (kind payment / adjustment / driver_repayment / self_payment;
+  reference = TransID; balance_change = its contribution entry, 0.00 if it has none; a
+  self-payment's detail says what went to the target, to adjustments and to the deposit) and
+  one row per other ledger entry (correction, deposit, or a contribution whose transaction is
+  not listed that day; reference = its note or TransID; balance_change = its amount), in time
+  order;
 - a `closing` row: amount = the day's closing, balance_change 0.00, running_balance = closing.
 A last `total` row: amount = amount received, the totals of driver share and target contribution,
 balance_change = running_balance = the closing balance. Summing the balance_change column (total
@@ -121,6 +123,11 @@ def statement_csv_records(statement: Statement) -> list[dict[str, str]]:
                 if tx.payout_state
                 else ""
             )
+            if tx.to_adjustments or tx.to_deposit:
+                payout = (
+                    f"to target {_money(tx.target_contribution)}, to adjustments "
+                    f"{_money(tx.to_adjustments)}, to deposit {_money(tx.to_deposit)}"
+                )
             row = _row(
                 business_day=iso,
                 time=_time(tx.received_at),
