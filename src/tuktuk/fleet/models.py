@@ -172,6 +172,9 @@ class Driver(models.Model):
     )
     terminated_at = models.DateTimeField(null=True, blank=True)
     archived_at = models.DateTimeField(null=True, blank=True)
+    # A substitute covers vehicles while their regular drivers are off (issue 11): their own
+    # id, number, target and percentage; fares always split by percentage, no carried debt.
+    is_substitute = models.BooleanField(default=False, db_default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
