@@ -34,6 +34,9 @@ class TransactionSource(models.TextChoices):
     MISSED = "missed", "Recorded missed payment"
     OPERATOR = "operator", "Operator"
     PULL = "pull", "Recovered by the Pull Transactions query"
+    # History imported from the legacy app (tuktuk import-legacy): kept so a late duplicate
+    # delivery is recognised, never credited again (its balance arrives as an opening entry).
+    LEGACY = "legacy", "Imported from the legacy app"
 
 
 class Transaction(models.Model):
