@@ -14,7 +14,7 @@ from tuktuk.fleet.balance import (
     driver_balance_set,
     driver_left_to_target_refresh,
 )
-from tuktuk.fleet.models import Driver
+from tuktuk.fleet.models import Assignment, Driver
 
 pytestmark = pytest.mark.django_db
 
@@ -31,6 +31,7 @@ def test_credit_moves_the_balance_and_left_to_target_follows(
     driver.refresh_from_db()
     assert driver.current_balance == start + credit
     assert driver.left_to_target == max(Decimal(0), Decimal(3000) - (start + credit))
+    Assignment.objects.all().delete()
     Driver.objects.all().delete()
 
 

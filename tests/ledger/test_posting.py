@@ -13,6 +13,7 @@ from tests.support.invariants import assert_invariants
 from tuktuk.core.db import atomic_with_retry
 from tuktuk.core.models import Event
 from tuktuk.fleet.models import Driver, FleetSettings, Override
+from tuktuk.ledger.duty import vehicle_assign_by
 from tuktuk.ledger.models import EntryKind, LedgerEntry, Transaction, TransactionStatus
 from tuktuk.ledger.services import IncomingPayment, PostingOutcome, payment_post
 from tuktuk.payouts.models import Payout, PayoutState
@@ -85,8 +86,8 @@ def test_unknown_account_is_kept_unmatched_and_credits_nobody() -> None:
 
 
 def test_vehicle_without_driver_is_unmatched() -> None:
-    driver = make_driver(1)
-    Driver.objects.filter(pk=driver.pk).update(vehicle=None)
+    make_driver(1)
+    vehicle_assign_by(vehicle_id="TUK-001", driver_id=None, actor="test")
     assert pay("QK6", "300") is PostingOutcome.UNMATCHED
 
 

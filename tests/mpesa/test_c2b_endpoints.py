@@ -23,6 +23,7 @@ from tests.support.factories import make_driver, make_operator
 from tests.support.invariants import assert_invariants
 from tuktuk.core.models import Event, EventTitle
 from tuktuk.fleet.models import Driver, FleetSettings
+from tuktuk.ledger.duty import vehicle_assign_by
 from tuktuk.ledger.models import LedgerEntry, Transaction
 from tuktuk.mpesa.models import Callback, CallbackKind, CallbackState
 
@@ -213,8 +214,8 @@ def test_validation_answers_with_daraja_codes(
 
 
 def test_validation_rejects_vehicle_without_driver(client: Client) -> None:
-    driver = make_driver(1)
-    Driver.objects.filter(pk=driver.pk).update(vehicle=None)
+    make_driver(1)
+    vehicle_assign_by(vehicle_id="TUK-001", driver_id=None, actor="test")
     payload = confirmation_payload(trans_id="RV2", amount="100", account="TUK001")
     assert post_json(client, "validation", payload).json()["ResultCode"] == "C2B00012"
 

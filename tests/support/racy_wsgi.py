@@ -35,7 +35,7 @@ def read_modify_save_post_once(payment, source, within, received=None):  # type:
     # process: under --clock-at its clock is libfaketime's shifted one, never the real hour).
     now = timezone.now()
     day = business_day_of(now, fleet=fleet)
-    vehicle_pk, driver_pk, _ = services.account_resolve(payment.account_reference)
+    vehicle_pk, driver_pk, *_ = services.account_resolve(payment.account_reference)
     existing = Transaction.objects.filter(trans_id=payment.trans_id).first()
     if existing is not None:
         result = services.PostingResult(services.PostingOutcome.DUPLICATE, existing)

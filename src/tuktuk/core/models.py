@@ -60,6 +60,11 @@ class EventTitle(models.TextChoices):
     REFUND_APPROVED = "Deposit Refund Approved"
     REFUND_REJECTED = "Deposit Refund Rejected"
     MISSES_RESET = "Reset Consecutive Misses"
+    FARE_ON_UNAVAILABLE_VEHICLE = "Fare Paid To An Unavailable Vehicle"
+    VEHICLE_STATUS_CHANGED = "Vehicle Status Changed"
+    VEHICLE_ASSIGNED = "Vehicle Assigned"
+    SUBSTITUTE_ASSIGNED = "Substitute Assigned"
+    ROSTER_CHANGED = "Roster Changed"
 
 
 class Event(models.Model):

@@ -23,6 +23,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from tuktuk.core import events
+from tuktuk.fleet.assignments import assignments_sync
 from tuktuk.fleet.balance import driver_left_to_target_refresh
 from tuktuk.fleet.forms import NOT_UTF8, FleetRowForm, undecodable_byte
 from tuktuk.fleet.models import Driver, Vehicle
@@ -517,6 +518,13 @@ def _write(rows: list[FleetRow], plan: _Plan, override_columns: frozenset[str]) 
     result.drivers_updated = [driver.driver_id for driver in changed_drivers]
     result.drivers_unchanged = len(rows) - len(new_drivers) - len(changed_drivers)
     driver_left_to_target_refresh(driver_ids=[*result.drivers_created, *target_changed])
+    # The assignment history follows the vehicles the file gave (or took from) each driver.
+    moved = {d.driver_id for d in releasing} | set(result.drivers_created)
+    moved |= {d.driver_id for d in changed_drivers}
+    assignments_sync(
+        driver_pks=list(Driver.objects.filter(driver_id__in=moved).values_list("pk", flat=True)),
+        at=now,
+    )
     return result
 
 

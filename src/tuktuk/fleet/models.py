@@ -84,6 +84,27 @@ class FleetSettings(models.Model):
         return settings_row
 
 
+class VehicleStatus(models.TextChoices):
+    """The legacy vehicle statuses. Available, Charging, Maintenance and Offline are set by an
+    operator; Assigned and Subbed are read off the assignments (fleet.assignments)."""
+
+    AVAILABLE = "Available", "Available"
+    ASSIGNED = "Assigned", "Assigned"
+    SUBBED = "Subbed", "Subbed"
+    CHARGING = "Charging", "Charging"
+    MAINTENANCE = "Maintenance", "Maintenance"
+    OFFLINE = "Offline", "Offline"
+
+
+OPERATOR_STATUSES = [
+    VehicleStatus.AVAILABLE,
+    VehicleStatus.CHARGING,
+    VehicleStatus.MAINTENANCE,
+    VehicleStatus.OFFLINE,
+]
+OUT_OF_SERVICE = [VehicleStatus.CHARGING, VehicleStatus.MAINTENANCE, VehicleStatus.OFFLINE]
+
+
 class Vehicle(models.Model):
     vehicle_id = models.CharField(max_length=32, unique=True)
     # Stored trimmed and upper-cased so the unique index is case-insensitive on every database.
@@ -91,11 +112,21 @@ class Vehicle(models.Model):
         max_length=32, unique=True, help_text="Account number passengers type at the paybill."
     )
     is_active = models.BooleanField(default=True)
+    status = models.CharField(
+        max_length=12,
+        choices=[(s.value, s.label) for s in OPERATOR_STATUSES],
+        default=VehicleStatus.AVAILABLE,
+        db_default=VehicleStatus.AVAILABLE,
+        help_text="Set by an operator; Assigned/Subbed come from the assignments.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["vehicle_id"]
         constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=OPERATOR_STATUSES), name="vehicle_status_operator_set"
+            ),
             models.CheckConstraint(
                 condition=Exact(Upper(Trim("mpesa_account")), models.F("mpesa_account")),
                 name="vehicle_account_canonical",
@@ -175,6 +206,8 @@ class Driver(models.Model):
     # A substitute covers vehicles while their regular drivers are off (issue 11): their own
     # id, number, target and percentage; fares always split by percentage, no carried debt.
     is_substitute = models.BooleanField(default=False, db_default=False)
+    # 0 = Monday … 6 = Sunday; the roster generator marks these days off.
+    preferred_day_off = models.PositiveSmallIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -222,6 +255,10 @@ class Driver(models.Model):
                 condition=Q(terminated_at__isnull=True) | Q(is_active=False),
                 name="driver_terminated_is_inactive",
             ),
+            models.CheckConstraint(
+                condition=Q(preferred_day_off__isnull=True) | Q(preferred_day_off__lte=6),
+                name="driver_day_off_weekday",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -257,7 +294,108 @@ class Driver(models.Model):
         return self.fare_percentage if self.fare_percentage else fleet.global_fare_percentage
 
     def effective_sharing(self, fleet: FleetSettings) -> bool:
+        # Substitutes always split by percentage and carry no debt (legacy: no rollover).
+        if self.is_substitute:
+            return False
         return resolve_override(self.target_sharing, fleet.target_sharing)
 
     def effective_instant_payout(self, fleet: FleetSettings) -> bool:
         return resolve_override(self.instant_payout, fleet.instant_payouts)
+
+
+class VehicleStatusChange(models.Model):
+    """History of a vehicle's operator-set status: who, when, why."""
+
+    vehicle = models.ForeignKey(Vehicle, on_delete=models.PROTECT, related_name="status_changes")
+    old_status = models.CharField(max_length=12)
+    new_status = models.CharField(max_length=12)
+    reason = models.TextField()
+    changed_by = models.CharField(max_length=150)
+    changed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.vehicle_id}: {self.old_status} → {self.new_status}"
+
+
+class Assignment(models.Model):
+    """Who drives a vehicle from when to when. A regular assignment with no start has held
+    since before any history was kept (an imported or demo fleet); no end: still running. A
+    substitute's assignment covers a range while the regular driver is off, and wins over the
+    regular one inside it."""
+
+    vehicle = models.ForeignKey(Vehicle, on_delete=models.PROTECT, related_name="assignments")
+    driver = models.ForeignKey(Driver, on_delete=models.PROTECT, related_name="assignments")
+    substitute = models.BooleanField(default=False)
+    starts_at = models.DateTimeField(null=True, blank=True)
+    ends_at = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    created_by = models.CharField(max_length=150, blank=True)
+    ended_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["vehicle_id", "starts_at", "id"]
+        indexes = [
+            models.Index(fields=["vehicle", "ends_at"]),
+            models.Index(fields=["driver", "ends_at"]),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(starts_at__isnull=True)
+                | Q(ends_at__isnull=True)
+                | Q(ends_at__gt=models.F("starts_at")),
+                name="assignment_ends_after_it_starts",
+            ),
+            models.CheckConstraint(
+                condition=Q(substitute=False) | Q(starts_at__isnull=False, ends_at__isnull=False),
+                name="assignment_substitute_has_a_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        kind = "substitute" if self.substitute else "driver"
+        return f"{self.vehicle_id} {kind} {self.driver_id} {self.starts_at}–{self.ends_at}"
+
+
+class RosterPeriod(models.Model):
+    """A stretch of days an operator rostered (generated from preferred days off, then
+    edited day by day)."""
+
+    starts_on = models.DateField()
+    ends_on = models.DateField()
+    created_by = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-starts_on"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_on__gte=models.F("starts_on")), name="roster_period_order"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"roster {self.starts_on}..{self.ends_on}"
+
+
+class DayOff(models.Model):
+    """A driver's scheduled day off: the day close records no miss and carries no debt."""
+
+    driver = models.ForeignKey(Driver, on_delete=models.PROTECT, related_name="days_off")
+    day = models.DateField()
+    period = models.ForeignKey(
+        RosterPeriod, null=True, blank=True, on_delete=models.PROTECT, related_name="days_off"
+    )
+    reason = models.CharField(max_length=255, blank=True)
+    created_by = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["day", "driver_id"]
+        constraints = [models.UniqueConstraint(fields=["driver", "day"], name="day_off_once")]
+
+    def __str__(self) -> str:
+        return f"{self.driver_id} off on {self.day}"

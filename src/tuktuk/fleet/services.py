@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from django.db import transaction
 
+from tuktuk.fleet.assignments import assignments_sync
 from tuktuk.fleet.balance import driver_left_to_target_refresh
 from tuktuk.fleet.models import Driver, Vehicle
 from tuktuk.fleet.phone import normalize_msisdn
@@ -77,6 +78,8 @@ def driver_upsert(
         if "daily_target" in changed:
             driver_left_to_target_refresh(driver_ids=[driver_id])
             driver.refresh_from_db(fields=["left_to_target"])
+        if "vehicle" in changed or created:
+            assignments_sync(driver_pks=[driver.pk])
     return driver, created
 
 

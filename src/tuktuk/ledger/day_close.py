@@ -25,6 +25,7 @@ from tuktuk.core import events
 from tuktuk.core.db import atomic_with_retry
 from tuktuk.core.errors import Conflict, InvalidInput
 from tuktuk.core.money import ZERO, money, whole_shillings_down
+from tuktuk.fleet.assignments import driver_had_vehicle, driver_is_off
 from tuktuk.fleet.balance import driver_balance_set
 from tuktuk.fleet.models import Driver, FleetSettings
 from tuktuk.ledger import ports
@@ -73,8 +74,10 @@ def driver_day_close(
 ) -> DayClose | None:
     """Close `day` for a driver whose row the caller has locked. None if it was already closed.
 
-    A paused day (the driver could not work it) records no miss and adds no debt: the misses
-    stay as they were and only a debt the day opened with is carried on."""
+    A paused day (the driver could not work it: a day off, no vehicle for the whole day, or
+    away after a termination) records no miss and adds no debt: the misses stay as they were
+    and only a debt the day opened with is carried on."""
+    paused = paused or driver_paused_on(driver=driver, day=day, fleet=fleet)
     closing = ledger_sum(driver_id=driver.pk, business_day=day)
     target = driver.effective_target(fleet)
     sharing = driver.effective_sharing(fleet)
@@ -139,6 +142,16 @@ def driver_day_close(
         )
     driver.refresh_from_db()
     return close
+
+
+def driver_paused_on(*, driver: Driver, day: dt.date, fleet: FleetSettings) -> bool:
+    """Off on the roster, or no vehicle at any moment of the business day."""
+    if driver_is_off(driver_pk=driver.pk, day=day):
+        return True
+    opened = day_close_moment(day - dt.timedelta(days=1), fleet=fleet)
+    return not driver_had_vehicle(
+        driver_pk=driver.pk, start=opened, end=day_close_moment(day, fleet=fleet)
+    )
 
 
 def driver_roll_to_day(

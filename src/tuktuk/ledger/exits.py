@@ -22,6 +22,7 @@ from tuktuk.core import events
 from tuktuk.core.db import atomic_with_retry
 from tuktuk.core.errors import Conflict, InvalidInput, NotFound, OperatorError, require_reason
 from tuktuk.core.money import ZERO, format_ksh, whole_shillings_down
+from tuktuk.fleet.assignments import assignments_sync
 from tuktuk.fleet.models import Driver, FleetSettings
 from tuktuk.fleet.selectors import driver_get
 from tuktuk.ledger import ports
@@ -82,6 +83,7 @@ def driver_terminate(*, driver_id: str, reason: str, actor: str) -> DepositRefun
         Driver.objects.filter(pk=locked.pk).update(
             is_active=False, vehicle=None, terminated_at=timezone.now(), updated_at=timezone.now()
         )
+        assignments_sync(driver_pks=[locked.pk])  # frees the vehicle from now on
         figures = refund_figures(driver=locked)
         return DepositRefund.objects.create(
             driver=locked,

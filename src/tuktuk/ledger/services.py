@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -31,8 +32,9 @@ from django.utils import timezone
 from tuktuk.core import events
 from tuktuk.core.db import atomic_with_retry
 from tuktuk.core.money import ZERO, money
+from tuktuk.fleet.assignments import driver_on_duty
 from tuktuk.fleet.balance import driver_balance_credit
-from tuktuk.fleet.models import Driver, FleetSettings, Vehicle
+from tuktuk.fleet.models import OUT_OF_SERVICE, Driver, FleetSettings, Vehicle
 from tuktuk.ledger import ports
 from tuktuk.ledger.adjustments import adjustments_settle, repayment_allocate, repayment_recognised
 from tuktuk.ledger.business_day import business_day_of
@@ -98,39 +100,44 @@ def driver_split(*, driver: Driver, fleet: FleetSettings, amount: Decimal) -> Sp
 _DRIVER_ID = re.compile(r"^DRV-[0-9]{6}$")
 
 
-def account_resolve(account_reference: str) -> tuple[int | None, int | None, bool]:
-    """(vehicle pk, driver pk, by_driver_id). An account reference that is a driver's id
+class Resolved(NamedTuple):
+    vehicle_pk: int | None
+    driver_pk: int | None
+    by_driver_id: bool
+    vehicle_status: str = ""
+
+
+def account_resolve(
+    account_reference: str, *, at: dt.datetime | None = None, lock: bool = False
+) -> Resolved:
+    """Whom a payment to this account reference credits. A vehicle's account is credited to
+    the driver on duty at `at` (the payment's M-Pesa time; default now): a substitute covering
+    it, else its regular driver (fleet.assignments). An account reference that is a driver's id
     (DRV-112001) or alias (the legacy D112001) is the driver paying the fleet, not a passenger
-    paying a vehicle; aliases are unique across drivers and never a vehicle's account."""
+    paying a vehicle; aliases are unique and never a vehicle's account.
+
+    With `lock` (inside the posting's transaction) the vehicle row is locked first, so an
+    operator's handover (which locks it too) and this fare are ordered: the fare sees the
+    assignments as they are once the handover committed, or the handover sees the fare."""
     account = Vehicle.canonical_account(account_reference)
     if _DRIVER_ID.match(account):
         by_id = Driver.objects.filter(driver_id=account, is_active=True).order_by()
         if driver_pk := by_id.values_list("pk", flat=True).first():
-            return None, driver_pk, True
+            return Resolved(None, driver_pk, True)
     # order_by(): lookups on unique keys need no ORDER BY (Meta.ordering would add one).
-    found = (
-        Driver.objects.filter(
-            vehicle__mpesa_account=account, vehicle__is_active=True, is_active=True
-        )
-        .order_by()
-        .values_list("vehicle_id", "pk")
-        .first()
-    )
-    if found is not None:
-        return found[0], found[1], False
-    vehicle_pk = (
-        Vehicle.objects.filter(mpesa_account=account, is_active=True)
-        .order_by()
-        .values_list("pk", flat=True)
-        .first()
-    )
-    if vehicle_pk is None:
-        # Not a vehicle's account: perhaps a driver's alias (looked up last, so a fare costs
-        # no extra query; fleet.services refuses an alias that is a vehicle's account).
-        by_alias = Driver.objects.filter(account_alias=account, is_active=True).order_by()
-        if driver_pk := by_alias.values_list("pk", flat=True).first():
-            return None, driver_pk, True
-    return vehicle_pk, None, False
+    vehicles = Vehicle.objects.filter(mpesa_account=account, is_active=True).order_by()
+    if lock:
+        vehicles = vehicles.select_for_update()
+    vehicle = vehicles.values_list("pk", "status").first()
+    if vehicle is not None:
+        on_duty = driver_on_duty(vehicle_pk=vehicle[0], moment=at or timezone.now())
+        return Resolved(vehicle[0], on_duty, False, vehicle[1])
+    # Not a vehicle's account: perhaps a driver's alias (looked up last, so a fare costs no
+    # extra query; Driver.clean refuses an alias that is a vehicle's account).
+    by_alias = Driver.objects.filter(account_alias=account, is_active=True).order_by()
+    if driver_pk := by_alias.values_list("pk", flat=True).first():
+        return Resolved(None, driver_pk, True)
+    return Resolved(None, None, False)
 
 
 def _existing(trans_id: str) -> Transaction | None:
@@ -164,8 +171,15 @@ def _post_once(
 ) -> PostingResult:
     fleet = FleetSettings.load()
     received_day = business_day_of(received, fleet=fleet)
-    vehicle_pk, driver_pk, by_driver_id = account_resolve(payment.account_reference)
-    if driver_pk is None:
+    vehicle_pk, driver_pk, by_driver_id, vehicle_status = account_resolve(
+        payment.account_reference, at=payment.mpesa_time or received, lock=True
+    )
+    driver = None
+    if driver_pk is not None:
+        driver = Driver.objects.select_for_update().get(pk=driver_pk)
+        if not driver.is_active:  # terminated since it was looked up: nobody's fare now
+            driver = None
+    if driver is None:
         existing = _existing(payment.trans_id)
         if existing is not None:
             result = PostingResult(PostingOutcome.DUPLICATE, existing)
@@ -180,7 +194,6 @@ def _post_once(
             )
             result = PostingResult(PostingOutcome.UNMATCHED, unmatched)
     else:
-        driver = Driver.objects.select_for_update().get(pk=driver_pk)
         # Checked under the lock: a concurrent delivery of the same TransID has committed.
         existing = _existing(payment.trans_id)
         if existing is not None:
@@ -222,6 +235,17 @@ def _post_once(
             )
             driver_credit(driver=driver, fleet=fleet, day=day, posted=posted, split=split)
             result = PostingResult(PostingOutcome.POSTED, posted)
+            if vehicle_status in OUT_OF_SERVICE:
+                # The money arrived, so it posts; an operator should know the vehicle was
+                # meant to be off the road.
+                events.event_record(
+                    title=events.EventTitle.FARE_ON_UNAVAILABLE_VEHICLE,
+                    level=events.EventLevel.WARNING,
+                    driver=driver,
+                    message=f"TransID {payment.trans_id}: {payment.amount} KSH paid to a "
+                    f"vehicle marked {vehicle_status}",
+                    data={"trans_id": payment.trans_id, "vehicle_status": vehicle_status},
+                )
     if result.outcome is PostingOutcome.DUPLICATE:
         _redelivery_count(result.transaction, source)
     if within is not None:
