@@ -248,8 +248,12 @@ def test_driver_list_and_detail(client: Client, boss_token: str) -> None:
         "consecutive_misses",
         "flagged_for_review",
         "is_active",
+        "status",
+        "deposit_balance",
     }
     assert first["vehicle_id"] == "TUK-001" and first["mpesa_account"] == "TUK001"
+    assert first["status"] == "active"
+    assert first["deposit_balance"] == Decimal("0.00") and is_number(first["deposit_balance"])
     assert first["mpesa_number"] == "254700000001"
     assert first["current_balance"] == Decimal("78.00") and is_number(first["current_balance"])
     assert first["left_to_target"] == Decimal("2922.00") and is_number(first["left_to_target"])
@@ -543,6 +547,19 @@ def test_openapi_lists_every_path(client: Client, db: None) -> None:
         f"{API}/events",
         f"{API}/drivers/{{driver_id}}/statement",
         f"{API}/duplicates",
+        f"{API}/drivers/{{driver_id}}/deposit",
+        f"{API}/deposit-proposals",
+        f"{API}/deposit-proposals/{{proposal_id}}/approve",
+        f"{API}/deposit-proposals/{{proposal_id}}/reject",
+        f"{API}/drivers/{{driver_id}}/terminate",
+        f"{API}/drivers/{{driver_id}}/archive",
+        f"{API}/drivers/{{driver_id}}/restore",
+        f"{API}/drivers/{{driver_id}}/reset-misses",
+        f"{API}/refunds",
+        f"{API}/refunds/approve",
+        f"{API}/refunds/{{refund_id}}/reject",
+        f"{API}/reports/deposits",
+        f"{API}/reports/deposits.csv",
     }
     assert schema["components"]["securitySchemes"]["BearerTokenAuth"]["scheme"] == "bearer"
     money = schema["components"]["schemas"]["DriverOut"]["properties"]["current_balance"]

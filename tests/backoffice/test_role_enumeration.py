@@ -13,6 +13,7 @@ import datetime as dt
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,10 @@ from tuktuk.core.models import Event, EventTitle
 from tuktuk.fleet.models import Driver
 from tuktuk.ledger.adjustments import adjustment_add
 from tuktuk.ledger.day_close import day_close_run
+from tuktuk.ledger.deposits import deposit_add, deposit_settings_set
+from tuktuk.ledger.exits import driver_terminate
 from tuktuk.ledger.missed import missed_payment_record
-from tuktuk.ledger.models import Transaction, TransactionStatus
+from tuktuk.ledger.models import DeductionProposal, DepositEntry, Transaction, TransactionStatus
 from tuktuk.mpesa.models import Callback, CallbackKind, CallbackState
 from tuktuk.payouts.models import Payout, PayoutState
 
@@ -66,6 +69,9 @@ class World:
     unknown_payout: int
     uncaptured: int
     broken_driver: str  # its cached balance differs from its ledger
+    proposal: int  # a deposit deduction waiting for a fleet manager (DRV-112001's missed day)
+    refund: int  # a deposit refund waiting for a fleet manager
+    terminated_driver: str  # the refund's driver: may be archived or restored
 
 
 @pytest.fixture
@@ -74,6 +80,12 @@ def world(tmp_path: Path) -> Iterator[World]:
         for number in range(1, 6):
             make_driver(number)
         pay("W0", "400", account="TUK005")
+        pay("W00", "100", account="TUK001")  # a driver never paid is not closed: misses nothing
+        # Deposits: DRV-112001's missed day is proposed for a deduction at the close;
+        # DRV-112003 leaves the fleet with one (a refund to decide).
+        deposit_settings_set(driver_id="DRV-112001", actor="root", allow_target_deduction=True)
+        deposit_add(driver_id="DRV-112001", amount="1000", kind="initial", reason="w", actor="root")
+        deposit_add(driver_id="DRV-112003", amount="5000", kind="initial", reason="w", actor="root")
     with time_machine.travel(TODAY, tick=False):
         day_close_run()  # DayClose rows
         roles_ensure()
@@ -104,6 +116,7 @@ def world(tmp_path: Path) -> Iterator[World]:
             error="database unavailable",
             received_at=timezone.now(),
         )
+        refund = driver_terminate(driver_id="DRV-112003", reason="world", actor="root")
         _, accountant_token = api_token_create(user=accountant, name="reports")
         _, manager_token = api_token_create(user=manager, name="ops")
         yield World(
@@ -116,6 +129,9 @@ def world(tmp_path: Path) -> Iterator[World]:
             unknown_payout=Payout.objects.get(transaction=unknown).pk,
             uncaptured=Transaction.objects.get(trans_id="UC1").pk,
             broken_driver="DRV-112005",
+            proposal=DeductionProposal.objects.get(driver__driver_id="DRV-112001").pk,
+            refund=refund.pk,
+            terminated_driver="DRV-112003",
         )
 
 
@@ -176,8 +192,15 @@ def _key(model: type[models.Model], name: str) -> str:
 
 # What makes an action take its writing path (the reconciliation check only fixes once
 # confirmed). An action posted without it would prove nothing.
+# Actions whose service needs a reason ask for it first (admin_utils.action_reason).
+ASKED = {"confirm_reason": "yes", "reason": "role test"}
 ACTION_WRITE_DATA: dict[str, dict[str, str]] = {
     "fleet.driver:reconciliation_check": {"confirm_fix": "yes", "reason": "role test"},
+    "fleet.driver:terminate_drivers": ASKED,
+    "fleet.driver:restore_drivers": ASKED,
+    "fleet.driver:reset_misses": ASKED,
+    "ledger.deductionproposal:reject_proposals": ASKED,
+    "ledger.depositrefund:reject_refunds": ASKED,
 }
 # Actions any reader may run because they change nothing: none so far.
 VIEW_ONLY_ACTIONS: set[str] = set()
@@ -190,6 +213,14 @@ ACTION_POSITIVE: dict[str, tuple[str, str]] = {
     "payouts.payout:retry_failed": ("manager", EventTitle.PAYOUT_RETRIED),
     "fleet.driver:reconciliation_check": ("manager", EventTitle.BALANCE_FIXED),
     "backoffice.apitoken:revoke": ("root", EventTitle.API_TOKEN_REVOKED),
+    "fleet.driver:terminate_drivers": ("manager", EventTitle.DRIVER_TERMINATED),
+    "fleet.driver:archive_drivers": ("manager", EventTitle.DRIVER_ARCHIVED),
+    "fleet.driver:restore_drivers": ("manager", EventTitle.DRIVER_RESTORED),
+    "fleet.driver:reset_misses": ("manager", EventTitle.MISSES_RESET),
+    "ledger.deductionproposal:approve_proposals": ("manager", EventTitle.DEDUCTION_APPROVED),
+    "ledger.deductionproposal:reject_proposals": ("manager", EventTitle.DEDUCTION_REJECTED),
+    "ledger.depositrefund:approve_refunds": ("manager", EventTitle.REFUND_APPROVED),
+    "ledger.depositrefund:reject_refunds": ("manager", EventTitle.REFUND_REJECTED),
 }
 
 
@@ -320,6 +351,7 @@ READ_ONLY_VIEWS = {
     "mpesa_callback_duplicates",
     "fleet_driver_verification",
     "fleet_driver_statement",
+    "ledger_depositaccount_report",
 }
 # Views that write: the form they take, who may, the event naming them.
 WRITE_VIEWS: dict[str, tuple[Callable[[World], dict[str, str]], str, str]] = {
@@ -328,6 +360,25 @@ WRITE_VIEWS: dict[str, tuple[Callable[[World], dict[str, str]], str, str]] = {
         "manager",
         EventTitle.UNCAPTURED_ASSIGNED,
     ),
+    "ledger_depositentry_record": (
+        lambda w: {
+            "driver": str(_driver_pk("DRV-112002")),
+            "movement": "add:top-up",
+            "amount": "250",
+            "reason": "role test",
+        },
+        "manager",
+        EventTitle.DEPOSIT_RECORDED,
+    ),
+}
+# What each write view's positive control must have done, beyond the event.
+WRITE_VIEW_EFFECTS: dict[str, Callable[[World], bool]] = {
+    "ledger_uncapturedpayment_assign": lambda w: (
+        Transaction.objects.get(pk=w.uncaptured).status != TransactionStatus.UNMATCHED
+    ),
+    "ledger_depositentry_record": lambda w: DepositEntry.objects.filter(
+        driver__driver_id="DRV-112002", amount=Decimal("250"), actor="manager"
+    ).exists(),
 }
 
 
@@ -349,6 +400,7 @@ DJANGO_WRITE_VIEWS = {"auth_user_password_change"}
 def test_every_admin_view_is_classified() -> None:
     names = {str(pattern.name) for _, pattern in EXTRA_VIEWS}
     assert "ledger_uncapturedpayment_assign" in names
+    assert set(WRITE_VIEW_EFFECTS) == set(WRITE_VIEWS)
     unclassified = names - READ_ONLY_VIEWS - set(WRITE_VIEWS) - DJANGO_WRITE_VIEWS
     assert not unclassified, f"admin views without a role test: {sorted(unclassified)}"
 
@@ -382,7 +434,7 @@ def test_admin_view_positive_control(world: World, name: str) -> None:
     assert response.status_code == 302
     assert snapshot() != before
     assert actor_event(title, username)
-    assert Transaction.objects.get(pk=world.uncaptured).status != TransactionStatus.UNMATCHED
+    assert WRITE_VIEW_EFFECTS[name](world)
 
 
 # --- (b) the JSON API ----------------------------------------------------------------------
@@ -401,7 +453,9 @@ def _api_writes() -> list[tuple[str, str]]:
 
 API_WRITES = _api_writes()
 # The body that makes each route write (a preview would prove nothing), and the event.
-API_WRITE_BODIES: dict[tuple[str, str], tuple[dict[str, Any], str]] = {
+API_WRITE_BODIES: dict[
+    tuple[str, str], tuple[dict[str, Any] | Callable[[World], dict[str, Any]], str]
+] = {
     ("POST", "/drivers/{driver_id}/fix-balance"): (
         {"auto_fix": True, "reason": "role test"},
         EventTitle.BALANCE_FIXED,
@@ -410,12 +464,55 @@ API_WRITE_BODIES: dict[tuple[str, str], tuple[dict[str, Any], str]] = {
         {"auto_fix": True, "reason": "role test"},
         EventTitle.BALANCE_FIXED,
     ),
+    ("POST", "/drivers/{driver_id}/deposit"): (
+        {"direction": "add", "type": "top-up", "amount": "150.00", "reason": "role test"},
+        EventTitle.DEPOSIT_RECORDED,
+    ),
+    ("PATCH", "/drivers/{driver_id}/deposit"): (
+        {"required": True, "initial_amount": "2000"},
+        EventTitle.DEPOSIT_SETTINGS_CHANGED,
+    ),
+    ("POST", "/deposit-proposals/{proposal_id}/approve"): ({}, EventTitle.DEDUCTION_APPROVED),
+    ("POST", "/deposit-proposals/{proposal_id}/reject"): (
+        {"reason": "role test"},
+        EventTitle.DEDUCTION_REJECTED,
+    ),
+    ("POST", "/drivers/{driver_id}/terminate"): (
+        {"reason": "role test"},
+        EventTitle.DRIVER_TERMINATED,
+    ),
+    ("POST", "/drivers/{driver_id}/archive"): ({}, EventTitle.DRIVER_ARCHIVED),
+    ("POST", "/drivers/{driver_id}/restore"): ({"reason": "role test"}, EventTitle.DRIVER_RESTORED),
+    ("POST", "/drivers/{driver_id}/reset-misses"): (
+        {"reason": "role test"},
+        EventTitle.MISSES_RESET,
+    ),
+    ("POST", "/refunds/approve"): (
+        lambda w: {"refund_ids": [w.refund]},  # a body only the world knows
+        EventTitle.REFUND_APPROVED,
+    ),
+    ("POST", "/refunds/{refund_id}/reject"): ({"reason": "role test"}, EventTitle.REFUND_REJECTED),
+}
+# The path parameters the routes are called with (the broken driver, unless a route needs
+# another: only a terminated driver is archived or restored).
+API_DRIVERS: dict[tuple[str, str], Callable[[World], str]] = {
+    ("POST", "/drivers/{driver_id}/archive"): lambda w: w.terminated_driver,
+    ("POST", "/drivers/{driver_id}/restore"): lambda w: w.terminated_driver,
 }
 
 
+def _api_url(method: str, path: str, world: World) -> str:
+    driver = API_DRIVERS.get((method, path), lambda w: w.broken_driver)(world)
+    return "/api/v1" + path.format(
+        driver_id=driver, proposal_id=world.proposal, refund_id=world.refund
+    )
+
+
 def _api_call(client: Client, method: str, path: str, world: World, token: str | None) -> Any:
-    url = "/api/v1" + path.replace("{driver_id}", world.broken_driver)
-    body, _ = API_WRITE_BODIES[(method, path)]
+    url = _api_url(method, path, world)
+    body = API_WRITE_BODIES[(method, path)][0]
+    if callable(body):
+        body = body(world)
     headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
     return client.generic(method, url, json.dumps(body), "application/json", **headers)
 
@@ -538,6 +635,59 @@ WRITING_COMMANDS: dict[str, list[Invocation]] = {
         Invocation(lambda w, p: ["accountant"], "manager", EventTitle.API_TOKEN_CREATED),
     ],
     "demo": [Invocation(lambda w, p: [], "root", None)],
+    "deposit": [
+        Invocation(
+            lambda w, p: ["add", "DRV-112002", "500", "--type", "top-up", "--reason", "x"],
+            "manager",
+            EventTitle.DEPOSIT_RECORDED,
+        ),
+        Invocation(
+            lambda w, p: ["deduct", "DRV-112001", "100", "--type", "damage", "--reason", "x"],
+            "manager",
+            EventTitle.DEPOSIT_DEDUCTED,
+        ),
+        Invocation(
+            lambda w, p: ["settings", "DRV-112002", "--required", "yes", "--initial", "1500"],
+            "manager",
+            EventTitle.DEPOSIT_SETTINGS_CHANGED,
+        ),
+        Invocation(
+            lambda w, p: ["approve", str(w.proposal)], "manager", EventTitle.DEDUCTION_APPROVED
+        ),
+        Invocation(
+            lambda w, p: ["reject", str(w.proposal), "--reason", "x"],
+            "manager",
+            EventTitle.DEDUCTION_REJECTED,
+        ),
+    ],
+    "driver": [
+        Invocation(
+            lambda w, p: ["terminate", "DRV-112002", "--reason", "x"],
+            "manager",
+            EventTitle.DRIVER_TERMINATED,
+        ),
+        Invocation(
+            lambda w, p: ["archive", w.terminated_driver], "manager", EventTitle.DRIVER_ARCHIVED
+        ),
+        Invocation(
+            lambda w, p: ["restore", w.terminated_driver, "--reason", "x"],
+            "manager",
+            EventTitle.DRIVER_RESTORED,
+        ),
+        Invocation(
+            lambda w, p: ["reset-misses", "DRV-112001", "--reason", "x"],
+            "manager",
+            EventTitle.MISSES_RESET,
+        ),
+    ],
+    "refund": [
+        Invocation(lambda w, p: ["approve", str(w.refund)], "manager", EventTitle.REFUND_APPROVED),
+        Invocation(
+            lambda w, p: ["reject", str(w.refund), "--reason", "x"],
+            "manager",
+            EventTitle.REFUND_REJECTED,
+        ),
+    ],
     # Deletes stored evidence (after archiving it): Django's delete permissions, a superuser's.
     "archive": [
         Invocation(lambda w, p: ["--older-than", "1"], "root", EventTitle.RECORDS_ARCHIVED)

@@ -1,4 +1,5 @@
-"""The JSON API (/api/v1/): thin endpoints over the reconciliation services and the selectors.
+"""The JSON API (/api/v1/): thin endpoints over the services (reconciliation, deposits, driver
+exits, refunds) and the selectors.
 
 Money leaves as exact JSON numbers (2500.00), never strings or binary floats, so a client that
 sums amounts gets the ledger's answer. Every endpoint but /health needs a bearer token
@@ -25,23 +26,39 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictInt,
     WithJsonSchema,
 )
 
 import tuktuk
-from tuktuk.backoffice import selectors
+from tuktuk.backoffice import roles, selectors
 from tuktuk.backoffice.api_auth import BearerTokenAuth
+from tuktuk.backoffice.deposit_report import deposit_report
 from tuktuk.backoffice.errors import error_shape
 from tuktuk.backoffice.legacy import (
     fix_driver_balance,
     reconcile_all_drivers_balances,
     reconcile_driver_balance,
 )
-from tuktuk.backoffice.responses import statement_csv_response
+from tuktuk.backoffice.responses import deposit_report_csv_response, statement_csv_response
 from tuktuk.core import jsonutil
 from tuktuk.core.dates import DAY_MAX, DAY_MIN, DAY_PATTERN, day_parse
 from tuktuk.core.errors import OperatorError
 from tuktuk.fleet.selectors import driver_get
+from tuktuk.ledger.deposits import (
+    deduction_decide,
+    deposit_add,
+    deposit_deduct,
+    deposit_settings_set,
+)
+from tuktuk.ledger.exits import (
+    driver_archive,
+    driver_misses_reset,
+    driver_restore,
+    driver_terminate,
+    refund_reject,
+    refunds_approve,
+)
 from tuktuk.ledger.statement import driver_statement
 from tuktuk.mpesa.selectors import duplicates_report
 
@@ -148,6 +165,31 @@ DriverId = Annotated[
 ]
 DriverPath = Annotated[DriverId, Path(..., description="DRV-112001 (any case)")]
 
+# Row ids (proposals, refunds): within a bigint, so no database sees an integer it cannot hold.
+MAX_ID = 9_223_372_036_854_775_807
+RowId = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
+ProposalPath = Annotated[int, Path(..., ge=1, le=MAX_ID, description="a deduction proposal's id")]
+RefundPath = Annotated[int, Path(..., ge=1, le=MAX_ID, description="a refund's id")]
+
+# Amounts come in as decimal strings ("150.00"), never binary floats; what is not a positive
+# amount with at most two decimals is the service's 400 (core.money.operator_amount).
+AMOUNT_MAX_LENGTH = 32
+AmountText = Annotated[
+    str,
+    Field(max_length=AMOUNT_MAX_LENGTH),
+    _no_control_characters(frozenset()),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "maxLength": AMOUNT_MAX_LENGTH,
+            "pattern": _LINE_PATTERN,
+            "description": "KSH as a decimal string: positive, at most two decimals",
+            "example": "150.00",
+        }
+    ),
+]
+DecisionState = Literal["proposed", "approved", "rejected", "all"]
+
 # `from` is a Python keyword: the parameters are named date_from/date_to, spelt from/to in URLs.
 FromDay = Annotated[BusinessDay | None, Query(None, alias="from")]
 ToDay = Annotated[BusinessDay | None, Query(None, alias="to")]
@@ -206,6 +248,8 @@ class DriverOut(Schema):
     consecutive_misses: int
     flagged_for_review: bool
     is_active: bool
+    status: str = Field(description="active, inactive, terminated or archived")
+    deposit_balance: Money
 
 
 class DriverPage(Schema):
@@ -428,6 +472,160 @@ class DuplicatesOut(Schema):
     duplicates: list[DuplicateOut]
 
 
+class DepositEntryOut(Schema):
+    seq: int = Field(description="the driver's entries are numbered 1, 2, 3…")
+    created_at: dt.datetime
+    kind: str = Field(
+        description="Initial Deposit, Top Up, Target Deduction, Damage Deduction, Refund or "
+        "Adjustment"
+    )
+    amount: Money = Field(description="signed: what the movement added to the deposit")
+    balance_after: Money
+    reference: str = Field(description="the reason, or the M-Pesa receipt")
+    actor: str
+    trans_id: str | None = Field(description="the transaction that paid it (self-payments)")
+
+
+class DepositOut(Schema):
+    driver_id: str
+    name: str
+    status: str
+    required: bool
+    initial_amount: Money = Field(description="the deposit the fleet asks for")
+    allow_target_deduction: bool = Field(
+        description="a missed target may be paid from the deposit, once approved"
+    )
+    balance: Money = Field(description="the last entry's balance_after (0 without entries)")
+    entries: list[DepositEntryOut]
+
+
+class DepositMovementIn(_Body):
+    direction: Literal["add", "deduct"]
+    type: Literal["initial", "top-up", "adjustment", "damage"] = Field(
+        description="add: initial, top-up or adjustment; deduct: damage or adjustment"
+    )
+    amount: AmountText
+    reason: ReasonText
+
+
+class DepositMovementOut(Schema):
+    driver_id: str
+    entry: DepositEntryOut
+    balance: Money = Field(description="the deposit after this movement")
+
+
+class DepositSettingsIn(_Body):
+    required: StrictBool | None = None
+    initial_amount: AmountText | None = Field(None, description='"0": no deposit asked for')
+    allow_target_deduction: StrictBool | None = None
+
+
+class ReasonIn(_Body):
+    reason: ReasonText = Field(description="required (audit trail)")
+
+
+class OptionalReasonIn(_Body):
+    reason: ReasonText = ""
+
+
+class ProposalOut(Schema):
+    id: int
+    driver_id: str
+    driver_name: str
+    business_day: dt.date = Field(description="the missed day")
+    shortfall: Money
+    amount: Money = Field(description="proposed: the shortfall, up to the deposit at the close")
+    approved_amount: Money = Field(description="moved to the target when approved")
+    state: str = Field(description="proposed, approved or rejected")
+    decided_by: str
+    decided_at: dt.datetime | None
+    reason: str
+    created_at: dt.datetime
+
+
+class ProposalPage(Schema):
+    count: int
+    limit: int
+    offset: int
+    items: list[ProposalOut]
+
+
+class RefundOut(Schema):
+    id: int
+    driver_id: str
+    driver_name: str
+    state: str = Field(description="proposed, approved or rejected")
+    deposit_balance: Money
+    target_debt: Money = Field(description="carried target debt not yet worked off")
+    adjustments_debt: Money = Field(description="open adjustments still owed")
+    amount: Money = Field(description="what is paid back, in whole shillings")
+    requested_by: str
+    reason: str
+    created_at: dt.datetime
+    decided_by: str
+    decided_at: dt.datetime | None
+    payout_id: int | None = Field(description="the M-Pesa B2C payout, once approved")
+    payout_state: str | None
+
+
+class RefundPage(Schema):
+    count: int
+    limit: int
+    offset: int
+    items: list[RefundOut]
+
+
+class RefundApproveIn(_Body):
+    refund_ids: list[RowId] = Field(min_length=1, max_length=MAX_LIMIT)
+
+
+class RefundDecisionOut(Schema):
+    refund_id: int
+    approved: bool
+    error: str | None = Field(description="why it was not approved")
+    refund: RefundOut | None
+
+
+class RefundDecisionsOut(Schema):
+    approved: int
+    refused: int
+    results: list[RefundDecisionOut]
+
+
+class TerminationOut(Schema):
+    driver: DriverOut
+    refund: RefundOut = Field(description="the refund proposed, for a fleet manager to approve")
+
+
+class DepositReportRowOut(Schema):
+    driver_id: str
+    name: str
+    status: str
+    required: bool
+    initial_amount: Money
+    balance: Money = Field(description="top_ups − deductions − refunds")
+    top_ups: Money = Field(description="Initial Deposit + Top Up + positive Adjustments")
+    deductions: Money = Field(
+        description="Target Deduction + Damage Deduction + negative Adjustments, as positive"
+    )
+    refunds: Money = Field(description="Refund entries, as positive")
+    open_proposals: int
+
+
+class DepositReportTotalsOut(Schema):
+    balance: Money
+    top_ups: Money
+    deductions: Money
+    refunds: Money
+    open_proposals: int
+
+
+class DepositReportOut(Schema):
+    count: int
+    totals: DepositReportTotalsOut
+    items: list[DepositReportRowOut]
+
+
 # --- the API -------------------------------------------------------------------------------
 
 api = NinjaAPI(
@@ -486,6 +684,15 @@ def _require_fix_permission(request: HttpRequest) -> None:
 
 def _actor(request: HttpRequest) -> str:
     return str(request.auth.get_username())  # type: ignore[attr-defined]
+
+
+def _acting(request: HttpRequest, permission: str, *more: str) -> str:
+    """The token's user if they hold the permission(s) (else NotAllowed: 403), as the actor."""
+    return roles.require(request.auth, permission, *more)  # type: ignore[attr-defined]
+
+
+def _state(state: DecisionState) -> str | None:
+    return None if state == "all" else state
 
 
 @api.get("/health", auth=None, response={200: HealthOut, 503: HealthErrorOut}, tags=["health"])
@@ -622,3 +829,243 @@ def duplicates_view(
     """TransIDs whose C2B confirmation was delivered more than once, first delivered in business
     days from..to (default: the last 7), with every delivery's time and state."""
     return duplicates_report(date_from=date_from, date_to=date_to).as_dict()
+
+
+# --- deposits ------------------------------------------------------------------------------
+
+
+@api.get(
+    "/drivers/{driver_id}/deposit", response={200: DepositOut, **_errors(404)}, tags=["deposits"]
+)
+def driver_deposit(request: HttpRequest, driver_id: DriverPath) -> Any:
+    """The driver's deposit: settings, balance and every entry, oldest first."""
+    return selectors.deposit_detail(driver_id=driver_id)
+
+
+@api.post(
+    "/drivers/{driver_id}/deposit",
+    response={200: DepositMovementOut, **_errors(403, 404, 413)},
+    tags=["deposits"],
+)
+def driver_deposit_move(
+    request: HttpRequest, driver_id: DriverPath, body: DepositMovementIn
+) -> Any:
+    """Record money into (`add`) or out of (`deduct`) the deposit, with a reason; a deduction
+    never takes the deposit below zero. Needs ledger.manage_deposits."""
+    actor = _acting(request, roles.MANAGE_DEPOSITS)
+    move = deposit_add if body.direction == "add" else deposit_deduct
+    entry = move(
+        driver_id=driver_id, amount=body.amount, kind=body.type, reason=body.reason, actor=actor
+    )
+    return {
+        "driver_id": entry.driver.driver_id,
+        "entry": selectors.deposit_entry_dict(entry),
+        "balance": entry.balance_after,
+    }
+
+
+@api.patch(
+    "/drivers/{driver_id}/deposit",
+    response={200: DepositOut, **_errors(403, 404, 413)},
+    tags=["deposits"],
+)
+def driver_deposit_settings(
+    request: HttpRequest, driver_id: DriverPath, body: DepositSettingsIn
+) -> Any:
+    """Change what the fleet asks of the driver (the fields given, at least one). Needs
+    ledger.manage_deposits."""
+    actor = _acting(request, roles.MANAGE_DEPOSITS)
+    deposit_settings_set(
+        driver_id=driver_id,
+        actor=actor,
+        required=body.required,
+        initial_amount=body.initial_amount,
+        allow_target_deduction=body.allow_target_deduction,
+    )
+    return selectors.deposit_detail(driver_id=driver_id)
+
+
+@api.get("/deposit-proposals", response={200: ProposalPage, **_errors()}, tags=["deposits"])
+def deposit_proposals(
+    request: HttpRequest,
+    limit: Limit = 100,
+    offset: Offset = 0,
+    state: Query[DecisionState] = "proposed",
+) -> Any:
+    """Target deductions proposed at a missed day's close (default: those waiting for a fleet
+    manager), oldest missed day first."""
+    return selectors.proposal_list(state=_state(state), limit=limit, offset=offset)
+
+
+@api.post(
+    "/deposit-proposals/{proposal_id}/approve",
+    response={200: ProposalOut, **_errors(403, 404, 409, 413)},
+    tags=["deposits"],
+)
+def deposit_proposal_approve(
+    request: HttpRequest, proposal_id: ProposalPath, body: OptionalReasonIn | None = None
+) -> Any:
+    """Move the proposed amount (up to what the deposit holds now) to the driver's target
+    balance, once. Needs ledger.manage_deposits."""
+    actor = _acting(request, roles.MANAGE_DEPOSITS)
+    body = body or OptionalReasonIn.model_validate({})
+    proposal = deduction_decide(
+        proposal_id=proposal_id, approve=True, actor=actor, reason=body.reason
+    )
+    return selectors.proposal_dict(proposal)
+
+
+@api.post(
+    "/deposit-proposals/{proposal_id}/reject",
+    response={200: ProposalOut, **_errors(403, 404, 409, 413)},
+    tags=["deposits"],
+)
+def deposit_proposal_reject(request: HttpRequest, proposal_id: ProposalPath, body: ReasonIn) -> Any:
+    """Refuse a proposed deduction, with a reason. Needs ledger.manage_deposits."""
+    actor = _acting(request, roles.MANAGE_DEPOSITS)
+    proposal = deduction_decide(
+        proposal_id=proposal_id, approve=False, actor=actor, reason=body.reason
+    )
+    return selectors.proposal_dict(proposal)
+
+
+# --- driver exits --------------------------------------------------------------------------
+
+
+@api.post(
+    "/drivers/{driver_id}/terminate",
+    response={200: TerminationOut, **_errors(403, 404, 409, 413)},
+    tags=["drivers"],
+)
+def driver_terminate_view(request: HttpRequest, driver_id: DriverPath, body: ReasonIn) -> Any:
+    """End the driver's engagement (their vehicle is freed) and propose their deposit refund.
+    Needs fleet.change_driver and ledger.manage_deposits."""
+    actor = _acting(request, *roles.MANAGE_EXITS)
+    refund = driver_terminate(driver_id=driver_id, reason=body.reason, actor=actor)
+    return {
+        "driver": selectors.driver_detail(driver_id=driver_id),
+        "refund": selectors.refund_dict(refund),
+    }
+
+
+@api.post(
+    "/drivers/{driver_id}/archive",
+    response={200: DriverOut, **_errors(403, 404, 409)},
+    tags=["drivers"],
+)
+def driver_archive_view(request: HttpRequest, driver_id: DriverPath) -> Any:
+    """Hide a terminated driver from the everyday lists; their money is unchanged. Needs
+    fleet.change_driver and ledger.manage_deposits."""
+    actor = _acting(request, *roles.MANAGE_EXITS)
+    driver_archive(driver_id=driver_id, actor=actor)
+    return selectors.driver_detail(driver_id=driver_id)
+
+
+@api.post(
+    "/drivers/{driver_id}/restore",
+    response={200: DriverOut, **_errors(403, 404, 409, 413)},
+    tags=["drivers"],
+)
+def driver_restore_view(request: HttpRequest, driver_id: DriverPath, body: ReasonIn) -> Any:
+    """Bring a terminated (or archived) driver back; the days away close as paused and a refund
+    still waiting is withdrawn. Needs fleet.change_driver and ledger.manage_deposits."""
+    actor = _acting(request, *roles.MANAGE_EXITS)
+    driver_restore(driver_id=driver_id, reason=body.reason, actor=actor)
+    return selectors.driver_detail(driver_id=driver_id)
+
+
+@api.post(
+    "/drivers/{driver_id}/reset-misses",
+    response={200: DriverOut, **_errors(403, 404, 413)},
+    tags=["drivers"],
+)
+def driver_reset_misses(request: HttpRequest, driver_id: DriverPath, body: ReasonIn) -> Any:
+    """Zero the consecutive misses and lift the review flag, with a reason. Needs
+    fleet.change_driver."""
+    actor = _acting(request, roles.RESET_MISSES)
+    driver_misses_reset(driver_id=driver_id, reason=body.reason, actor=actor)
+    return selectors.driver_detail(driver_id=driver_id)
+
+
+# --- refunds -------------------------------------------------------------------------------
+
+
+@api.get("/refunds", response={200: RefundPage, **_errors()}, tags=["refunds"])
+def refund_list(
+    request: HttpRequest,
+    limit: Limit = 100,
+    offset: Offset = 0,
+    state: Query[DecisionState] = "proposed",
+) -> Any:
+    """Deposit refunds of terminated drivers (default: those waiting for a fleet manager),
+    newest first, with their payout once approved."""
+    return selectors.refund_list(state=_state(state), limit=limit, offset=offset)
+
+
+@api.post(
+    "/refunds/approve",
+    response={200: RefundDecisionsOut, **_errors(403, 413)},
+    tags=["refunds"],
+)
+def refunds_approve_view(request: HttpRequest, body: RefundApproveIn) -> Any:
+    """Approve one or more refunds, each on its own: one that cannot be approved (unknown,
+    already decided, the driver restored) is reported in its result and does not stop the
+    others. Each approval settles the debts from the deposit and queues the rest as an M-Pesa
+    B2C payout. Needs ledger.manage_deposits."""
+    actor = _acting(request, roles.MANAGE_DEPOSITS)
+    decisions = refunds_approve(refund_ids=body.refund_ids, actor=actor)
+    results = [
+        {
+            "refund_id": decision.refund_id,
+            "approved": decision.refund is not None,
+            "error": decision.error or None,
+            "refund": (
+                selectors.refund_dict(selectors.refund_get(refund_id=decision.refund_id))
+                if decision.refund is not None
+                else None
+            ),
+        }
+        for decision in decisions
+    ]
+    approved = sum(1 for result in results if result["approved"])
+    return {"approved": approved, "refused": len(results) - approved, "results": results}
+
+
+@api.post(
+    "/refunds/{refund_id}/reject",
+    response={200: RefundOut, **_errors(403, 404, 409, 413)},
+    tags=["refunds"],
+)
+def refund_reject_view(request: HttpRequest, refund_id: RefundPath, body: ReasonIn) -> Any:
+    """Refuse a proposed refund, with a reason. Needs ledger.manage_deposits."""
+    actor = _acting(request, roles.MANAGE_DEPOSITS)
+    refund_reject(refund_id=refund_id, reason=body.reason, actor=actor)
+    return selectors.refund_dict(selectors.refund_get(refund_id=refund_id))
+
+
+# --- reports -------------------------------------------------------------------------------
+
+
+@api.get("/reports/deposits", response={200: DepositReportOut, **_errors()}, tags=["reports"])
+def deposit_report_view(request: HttpRequest) -> Any:
+    """Every driver's deposit: settings, balance, totals of top-ups, deductions and refunds
+    (balance = top_ups − deductions − refunds) and open deduction proposals."""
+    return deposit_report().as_dict()
+
+
+@api.get(
+    "/reports/deposits.csv",
+    response={**_errors()},
+    tags=["reports"],
+    openapi_extra={
+        "responses": {
+            200: {
+                "description": "OK",
+                "content": {"text/csv": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        }
+    },
+)
+def deposit_report_csv_view(request: HttpRequest) -> Any:
+    """The deposit report as a spreadsheet file (the columns of /reports/deposits)."""
+    return deposit_report_csv_response(deposit_report())

@@ -25,6 +25,8 @@ CLOSE_DAYS = "ledger.close_days"
 MANAGE_DEPOSITS = "ledger.manage_deposits"
 # Terminating, archiving and restoring a driver changes the driver and decides their money.
 MANAGE_EXITS = ("fleet.change_driver", "ledger.manage_deposits")
+# The legacy "Reset Consecutive Misses" changes the driver only (its count and review flag).
+RESET_MISSES = "fleet.change_driver"
 CREATE_API_TOKENS = "backoffice.add_apitoken"
 # An import creates and changes drivers (their targets and fare percentages) and vehicles.
 # The demo creates a superuser: on a database with operators, only a superuser may run it.

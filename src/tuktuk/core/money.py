@@ -45,14 +45,21 @@ def format_ksh(value: Decimal) -> str:
     return f"{normalized}"
 
 
+# What a MoneyField holds (14 digits, 2 of them decimals): 999,999,999,999.99.
+MONEY_FIELD_LIMIT = Decimal(10) ** 12
+
+
 def operator_amount(raw: Decimal | str | int) -> Decimal:
-    """An amount an operator typed: a positive number with at most two decimals."""
+    """An amount an operator typed: a positive number with at most two decimals, small enough
+    for a MoneyField (a larger one, or "1e30", would fail in the database or in quantize)."""
     try:
         amount = Decimal(str(raw).strip())
     except Exception as exc:
         raise InvalidInput(f"amount {raw!r} is not a number") from exc
     if not amount.is_finite() or amount <= 0:
         raise InvalidInput(f"amount {raw!r} must be a positive number")
+    if amount >= MONEY_FIELD_LIMIT:
+        raise InvalidInput(f"amount {raw!r} is too large")
     if amount != amount.quantize(CENT):
         raise InvalidInput(f"amount {raw!r} has more than 2 decimals")
     return money(amount)
