@@ -427,7 +427,7 @@ def test_cli_bulk_refunds_report_each_and_exit_non_zero_when_one_fails(world: Wo
             "refund", "approve", str(first.pk), "999999", str(second.pk), "--user", "manager",
             stdout=out,
         )  # fmt: skip
-    assert refusal.value.returncode == CONFLICT
+    assert refusal.value.returncode == NOT_FOUND  # the one refusal's kind
     assert "1 of 3 refund(s) not approved" in str(refusal.value)
     lines = out.getvalue().splitlines()
     assert lines[1] == "Refund 999999: not approved: no refund 999999"

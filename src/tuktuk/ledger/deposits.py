@@ -119,6 +119,13 @@ def deposit_deduct(
     )
 
 
+def _is_zero(raw: str) -> bool:
+    try:
+        return Decimal(raw) == 0
+    except ArithmeticError:
+        return False  # not a number: operator_amount says so
+
+
 def deposit_settings_set(
     *,
     driver_id: str,
@@ -134,7 +141,7 @@ def deposit_settings_set(
         changes["required"] = required
     if initial_amount is not None:
         raw = str(initial_amount).strip()
-        changes["initial_amount"] = ZERO if raw in {"0", "0.00"} else operator_amount(raw)
+        changes["initial_amount"] = ZERO if _is_zero(raw) else operator_amount(raw)
     if allow_target_deduction is not None:
         changes["allow_target_deduction"] = allow_target_deduction
     if not changes:

@@ -190,7 +190,12 @@ def _refund_approve(refund_id: int, actor: str, fleet: FleetSettings) -> Deposit
 class RefundDecision:
     refund_id: int
     refund: DepositRefund | None
-    error: str = ""
+    # Why it was not approved: the error itself, so each edge maps its kind the usual way.
+    refused: OperatorError | None = None
+
+    @property
+    def error(self) -> str:
+        return str(self.refused) if self.refused is not None else ""
 
 
 def refunds_approve(*, refund_ids: list[int], actor: str) -> list[RefundDecision]:
@@ -204,7 +209,7 @@ def refunds_approve(*, refund_ids: list[int], actor: str) -> list[RefundDecision
         try:
             decisions.append(RefundDecision(refund_id, _refund_approve(refund_id, actor, fleet)))
         except OperatorError as exc:
-            decisions.append(RefundDecision(refund_id, None, str(exc)))
+            decisions.append(RefundDecision(refund_id, None, exc))
     return decisions
 
 

@@ -388,7 +388,7 @@ class DepositAccount(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"deposit of {self.driver_id}"
+        return f"deposit of {self.driver.driver_id}"
 
 
 class DepositEntryKind(models.TextChoices):
@@ -454,7 +454,7 @@ class DepositEntry(AppendOnly):
         ]
 
     def __str__(self) -> str:
-        return f"{self.driver_id} #{self.seq} {self.kind} {self.amount}"
+        return f"{self.driver.driver_id} #{self.seq} {self.kind} {self.amount}"
 
 
 class Decision(models.TextChoices):
@@ -493,7 +493,8 @@ class DeductionProposal(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.driver_id} {self.business_day}: {self.amount} from deposit ({self.state})"
+        driver = self.driver.driver_id
+        return f"{driver} {self.business_day}: {self.amount} from deposit ({self.state})"
 
 
 class DepositRefund(models.Model):
@@ -533,4 +534,4 @@ class DepositRefund(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"refund {self.amount} to {self.driver_id} ({self.state})"
+        return f"refund {self.amount} to {self.driver.driver_id} ({self.state})"

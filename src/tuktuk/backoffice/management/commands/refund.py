@@ -69,10 +69,12 @@ class Command(OperatorCommand):
                 )
         refused = [d for d in decisions if d.refund is None]
         if refused:
-            # The service reports each refusal as a line, not as its kind: the exit status says
-            # "not done, look again" (Conflict) for all of them.
+            # One kind of refusal exits as that kind does (3: no such refund, 5: already
+            # decided); a mix says "not done, look again" (Conflict).
             message = f"{len(refused)} of {len(decisions)} refund(s) not approved"
-            raise CommandError(message, returncode=error_shape(Conflict(message)).cli_exit)
+            errors = {type(d.refused): d.refused for d in refused if d.refused is not None}
+            worst = next(iter(errors.values())) if len(errors) == 1 else Conflict(message)
+            raise CommandError(message, returncode=error_shape(worst).cli_exit)
 
     def _list(self, state: str, *, as_json: bool) -> None:
         page = selectors.refund_list(
