@@ -66,17 +66,17 @@ def append_only_operations(tables: dict[str, str]) -> list[Any]:
     ]
 
 
-def _closed_day_forward(table: str, message: str) -> dict[str, list[str]]:
-    closed = (
-        "SELECT 1 FROM ledger_dayclose"
-        " WHERE driver_id = NEW.driver_id AND business_day = NEW.business_day"
-    )
+def _insert_guard_forward(
+    table: str, *, name: str, function: str, refused_when: str, sqlite_when: str, message: str
+) -> dict[str, list[str]]:
+    """A BEFORE INSERT trigger `{table}_{name}` that refuses the row when `refused_when` (SQL
+    over NEW) holds; SQLite takes its own condition (`sqlite_when`) where the two differ."""
     return {
         "postgresql": [
             f"""
-            CREATE OR REPLACE FUNCTION {table}_refuse_closed_day() RETURNS trigger AS $$
+            CREATE OR REPLACE FUNCTION {table}_{function}() RETURNS trigger AS $$
             BEGIN
-                IF EXISTS ({closed}) THEN
+                IF {refused_when} THEN
                     RAISE EXCEPTION '{message}' USING ERRCODE = 'integrity_constraint_violation';
                 END IF;
                 RETURN NEW;
@@ -84,22 +84,22 @@ def _closed_day_forward(table: str, message: str) -> dict[str, list[str]]:
             $$ LANGUAGE plpgsql
             """,
             f"""
-            CREATE TRIGGER {table}_closed_day BEFORE INSERT ON {table}
-            FOR EACH ROW EXECUTE FUNCTION {table}_refuse_closed_day()
+            CREATE TRIGGER {table}_{name} BEFORE INSERT ON {table}
+            FOR EACH ROW EXECUTE FUNCTION {table}_{function}()
             """,
         ],
         "sqlite": [
             f"""
-            CREATE TRIGGER {table}_closed_day BEFORE INSERT ON {table}
-            WHEN EXISTS ({closed})
+            CREATE TRIGGER {table}_{name} BEFORE INSERT ON {table}
+            WHEN {sqlite_when}
             BEGIN SELECT RAISE(ABORT, '{message}'); END
             """,
         ],
         "mysql": [
             f"""
-            CREATE TRIGGER {table}_closed_day BEFORE INSERT ON {table}
+            CREATE TRIGGER {table}_{name} BEFORE INSERT ON {table}
             FOR EACH ROW BEGIN
-                IF EXISTS ({closed}) THEN
+                IF {refused_when} THEN
                     SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{message}';
                 END IF;
             END
@@ -108,16 +108,34 @@ def _closed_day_forward(table: str, message: str) -> dict[str, list[str]]:
     }
 
 
-def _closed_day_backward(table: str, message: str) -> dict[str, list[str]]:
-    drop = f"DROP TRIGGER IF EXISTS {table}_closed_day"
+def _insert_guard_backward(table: str, *, name: str, function: str) -> dict[str, list[str]]:
+    drop = f"DROP TRIGGER IF EXISTS {table}_{name}"
     return {
-        "postgresql": [
-            f"{drop} ON {table}",
-            f"DROP FUNCTION IF EXISTS {table}_refuse_closed_day()",
-        ],
+        "postgresql": [f"{drop} ON {table}", f"DROP FUNCTION IF EXISTS {table}_{function}()"],
         "sqlite": [drop],
         "mysql": [drop],
     }
+
+
+_CLOSED_DAY = (
+    "EXISTS (SELECT 1 FROM ledger_dayclose"
+    " WHERE driver_id = NEW.driver_id AND business_day = NEW.business_day)"
+)
+
+
+def _closed_day_forward(table: str, message: str) -> dict[str, list[str]]:
+    return _insert_guard_forward(
+        table,
+        name="closed_day",
+        function="refuse_closed_day",
+        refused_when=_CLOSED_DAY,
+        sqlite_when=_CLOSED_DAY,
+        message=message,
+    )
+
+
+def _closed_day_backward(table: str, message: str) -> dict[str, list[str]]:
+    return _insert_guard_backward(table, name="closed_day", function="refuse_closed_day")
 
 
 def closed_day_guard_operations(tables: dict[str, str]) -> list[Any]:
@@ -142,53 +160,21 @@ def _deposit_chain_forward(table: str, message: str) -> dict[str, list[str]]:
         f"COALESCE((SELECT balance_after FROM {table} WHERE driver_id = NEW.driver_id"  # noqa: S608
         " ORDER BY seq DESC LIMIT 1), 0)"
     )
-    broken = f"NEW.seq <> {last_seq} + 1 OR NEW.balance_after <> {last_balance} + NEW.amount"
-    return {
-        "postgresql": [
-            f"""
-            CREATE OR REPLACE FUNCTION {table}_chain() RETURNS trigger AS $$
-            BEGIN
-                IF {broken} THEN
-                    RAISE EXCEPTION '{message}' USING ERRCODE = 'integrity_constraint_violation';
-                END IF;
-                RETURN NEW;
-            END;
-            $$ LANGUAGE plpgsql
-            """,
-            f"""
-            CREATE TRIGGER {table}_chain BEFORE INSERT ON {table}
-            FOR EACH ROW EXECUTE FUNCTION {table}_chain()
-            """,
-        ],
+    return _insert_guard_forward(
+        table,
+        name="chain",
+        function="chain",
+        refused_when=f"NEW.seq <> {last_seq} + 1"
+        f" OR NEW.balance_after <> {last_balance} + NEW.amount",
         # SQLite keeps decimals as binary floats: the balance is compared within half a cent.
-        "sqlite": [
-            f"""
-            CREATE TRIGGER {table}_chain BEFORE INSERT ON {table}
-            WHEN NEW.seq <> {last_seq} + 1
-                OR ABS(NEW.balance_after - ({last_balance} + NEW.amount)) > 0.005
-            BEGIN SELECT RAISE(ABORT, '{message}'); END
-            """,
-        ],
-        "mysql": [
-            f"""
-            CREATE TRIGGER {table}_chain BEFORE INSERT ON {table}
-            FOR EACH ROW BEGIN
-                IF {broken} THEN
-                    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{message}';
-                END IF;
-            END
-            """,
-        ],
-    }
+        sqlite_when=f"NEW.seq <> {last_seq} + 1"
+        f" OR ABS(NEW.balance_after - ({last_balance} + NEW.amount)) > 0.005",
+        message=message,
+    )
 
 
 def _deposit_chain_backward(table: str, message: str) -> dict[str, list[str]]:
-    drop = f"DROP TRIGGER IF EXISTS {table}_chain"
-    return {
-        "postgresql": [f"{drop} ON {table}", f"DROP FUNCTION IF EXISTS {table}_chain()"],
-        "sqlite": [drop],
-        "mysql": [drop],
-    }
+    return _insert_guard_backward(table, name="chain", function="chain")
 
 
 def deposit_chain_operations(tables: dict[str, str]) -> list[Any]:
