@@ -496,4 +496,55 @@ def read_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         ),
         "MPESA_PULL_NOMINATED_NUMBER": env.str("TUKTUK_MPESA_PULL_NOMINATED_NUMBER", default=""),
         "LOG_LEVEL": env("TUKTUK_LOG_LEVEL", cast=log_level, default="INFO"),
+        **sms_and_portal_config(env),
+    }
+
+
+SMS_GATEWAYS = ("log", "africastalking")
+
+
+def sms_gateway(value: str) -> str:
+    if value.lower() not in SMS_GATEWAYS:
+        raise BadValue("one of " + ", ".join(SMS_GATEWAYS), value)
+    return value.lower()
+
+
+def sms_and_portal_config(env: Env) -> dict[str, Any]:
+    """Driver SMS (docs/driver-portal-and-sms.md) and the driver portal's lockout. The Africa's
+    Talking API key comes from the environment only: never stored in the database, never
+    logged."""
+    username: str = env.str("TUKTUK_AT_USERNAME", default="")
+    api_key: str = env.str("TUKTUK_AT_API_KEY", default="")
+    # Unset: Africa's Talking when its username and key are given, else the log-only gateway.
+    default_gateway = "africastalking" if username and api_key else "log"
+    return {
+        "SMS_GATEWAY": env("TUKTUK_SMS_GATEWAY", cast=sms_gateway, default=default_gateway),
+        "AT_USERNAME": username,
+        "AT_API_KEY": api_key,
+        "AT_SENDER_ID": env.str("TUKTUK_AT_SENDER_ID", default=""),
+        "AT_BASE_URL": env(
+            "TUKTUK_AT_BASE_URL", cast=http_url, default="https://api.africastalking.com"
+        ),
+        "SMS_TIMEOUT_SECONDS": env(
+            "TUKTUK_SMS_TIMEOUT_SECONDS", cast=positive_number, default=15.0
+        ),
+        "SMS_BATCH_SIZE": env("TUKTUK_SMS_BATCH_SIZE", cast=integer(minimum=1), default=100),
+        # A message still "sending" after this long: its worker died mid-request; the message
+        # may have reached the provider, so it becomes "unknown", never sent again by itself.
+        "SMS_SENDING_STALE_SECONDS": env(
+            "TUKTUK_SMS_SENDING_STALE_SECONDS", cast=integer(minimum=1), default=120
+        ),
+        # Operators are emailed once the gateway has refused this many attempts in a row.
+        "SMS_ALERT_AFTER_ATTEMPTS": env(
+            "TUKTUK_SMS_ALERT_AFTER_ATTEMPTS", cast=integer(minimum=1), default=3
+        ),
+        # A message still not sent this long after it was queued is given up (a reminder of
+        # yesterday's target helps nobody).
+        "SMS_EXPIRE_HOURS": env("TUKTUK_SMS_EXPIRE_HOURS", cast=positive_number, default=24.0),
+        "PORTAL_LOCKOUT_FAILURES": env(
+            "TUKTUK_PORTAL_LOCKOUT_FAILURES", cast=integer(minimum=1), default=5
+        ),
+        "PORTAL_LOCKOUT_MINUTES": env(
+            "TUKTUK_PORTAL_LOCKOUT_MINUTES", cast=integer(minimum=1), default=30
+        ),
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pymysql
 
 from tuktuk import config
+from tuktuk.backoffice.admin_theme import UNFOLD_SETTINGS
 
 # Lets Django's MySQL backend use PyMySQL (pure Python) in place of mysqlclient.
 pymysql.install_as_MySQLdb()
@@ -59,11 +61,27 @@ PULL_EVERY_MINUTES: int = _env["PULL_EVERY_MINUTES"]
 PULL_OVERLAP_MINUTES: int = _env["PULL_OVERLAP_MINUTES"]
 MPESA_PULL_NOMINATED_NUMBER: str = _env["MPESA_PULL_NOMINATED_NUMBER"]
 LOG_LEVEL: str = _env["LOG_LEVEL"]
+SMS_GATEWAY: str = _env["SMS_GATEWAY"]
+AT_USERNAME: str = _env["AT_USERNAME"]
+AT_API_KEY: str = _env["AT_API_KEY"]
+AT_SENDER_ID: str = _env["AT_SENDER_ID"]
+AT_BASE_URL: str = _env["AT_BASE_URL"]
+SMS_TIMEOUT_SECONDS: float = _env["SMS_TIMEOUT_SECONDS"]
+SMS_BATCH_SIZE: int = _env["SMS_BATCH_SIZE"]
+SMS_SENDING_STALE_SECONDS: int = _env["SMS_SENDING_STALE_SECONDS"]
+SMS_ALERT_AFTER_ATTEMPTS: int = _env["SMS_ALERT_AFTER_ATTEMPTS"]
+SMS_EXPIRE_HOURS: float = _env["SMS_EXPIRE_HOURS"]
+PORTAL_LOCKOUT_FAILURES: int = _env["PORTAL_LOCKOUT_FAILURES"]
+PORTAL_LOCKOUT_MINUTES: int = _env["PORTAL_LOCKOUT_MINUTES"]
 _named = {key for key in globals() if key.isupper()}
 _missing = set(_env) - _named
 assert not _missing, f"settings read but not named here: {sorted(_missing)}"
 
 INSTALLED_APPS = [
+    # The admin's theme (docs/back-office.md): before django.contrib.admin, so its templates
+    # win; its app config makes admin.site an UnfoldAdminSite.
+    "unfold",
+    "unfold.contrib.filters",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -77,6 +95,15 @@ INSTALLED_APPS = [
     "tuktuk.payouts",
     "tuktuk.mpesa",
     "tuktuk.backoffice",
+    # Inside the back office layer, as apps of their own (their own migrations): the driver
+    # portal and driver SMS (docs/driver-portal-and-sms.md).
+    "tuktuk.backoffice.portal",
+    "tuktuk.backoffice.sms",
+    # The stored daily and weekly reports (docs/back-office.md).
+    "tuktuk.backoffice.reports",
+    # Lockout after repeated failed driver PINs; its models stay out of the admin
+    # (AXES_ENABLE_ADMIN), operators unlock a driver with `tuktuk portal unlock`.
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -88,7 +115,39 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out portal login into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# The portal's lockout backend first (django-axes; it only looks at driver logins, see
+# tuktuk.backoffice.portal.auth), then operators by username and password (Django's
+# ModelBackend, never a driver's login), then drivers by M-Pesa number and PIN (or a one-time
+# code sent by SMS).
+AUTHENTICATION_BACKENDS = [
+    "tuktuk.backoffice.portal.auth.PortalLockoutBackend",
+    "tuktuk.backoffice.portal.auth.OperatorBackend",
+    "tuktuk.backoffice.portal.auth.DriverPinBackend",
+]
+# django-axes: a driver's number is locked after this many failed PINs or codes in a row, for
+# this long (by number, not by IP address: Kenyan mobile networks put many phones behind one).
+AXES_FAILURE_LIMIT = PORTAL_LOCKOUT_FAILURES
+AXES_COOLOFF_TIME = dt.timedelta(minutes=PORTAL_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_USERNAME_CALLABLE = "tuktuk.backoffice.portal.auth.lockout_username"
+AXES_WHITELIST_CALLABLE = "tuktuk.backoffice.portal.auth.not_a_driver_login"
+AXES_LOCKOUT_CALLABLE = "tuktuk.backoffice.portal.views.locked_out"
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ADMIN = False
+AXES_PASSWORD_FORM_FIELD = "pin"  # noqa: S105 - the name of a form field, not a secret
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "pin", "code", "new_pin", "new_pin_again"]
+AXES_VERBOSE = False
+# axes.W006 asks for the IP address among the lockout parameters; by number alone, failures
+# are summed over every address and browser that tried it, so rotating them gains nothing,
+# and an address shared by a whole mobile network must not lock every driver behind it.
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+
+# Branding and the sidebar of the admin (django-unfold).
+UNFOLD = UNFOLD_SETTINGS
 
 ROOT_URLCONF = "tuktuk.urls"
 WSGI_APPLICATION = "tuktuk.wsgi.application"
@@ -117,6 +176,9 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = _env["DATA_DIR"] / "static"
 STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns about a missing directory
+# Serve the apps' static files (the bundled Chart.js and Swagger UI, the admin's CSS) even
+# where `collectstatic` has not run, e.g. a server started by the tests.
+WHITENOISE_USE_FINDERS = True
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

@@ -560,6 +560,15 @@ def test_openapi_lists_every_path(client: Client, db: None) -> None:
         f"{API}/refunds/{{refund_id}}/reject",
         f"{API}/reports/deposits",
         f"{API}/reports/deposits.csv",
+        f"{API}/vehicles",
+        f"{API}/vehicles/{{vehicle_id}}/status",
+        f"{API}/vehicles/{{vehicle_id}}/assignments",
+        f"{API}/vehicles/{{vehicle_id}}/assign",
+        f"{API}/substitutes",
+        f"{API}/substitutes/{{driver_id}}/cover",
+        f"{API}/roster",
+        f"{API}/roster/generate",
+        f"{API}/drivers/{{driver_id}}/days-off/{{day}}",
     }
     assert schema["components"]["securitySchemes"]["BearerTokenAuth"]["scheme"] == "bearer"
     money = schema["components"]["schemas"]["DriverOut"]["properties"]["current_balance"]

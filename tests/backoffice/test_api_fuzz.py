@@ -40,12 +40,14 @@ from tuktuk.backoffice import api as api_module
 from tuktuk.backoffice.api_auth import api_token_create
 from tuktuk.core import jsonutil
 from tuktuk.fleet.models import Driver
+from tuktuk.ledger.duty import substitute_create
 from tuktuk.ledger.models import BalanceCorrection, LedgerEntry, Transaction
 from tuktuk.payouts.models import Payout
 
 MAX_EXAMPLES = 25
 SEED = 20261202
-KNOWN_DRIVERS = ["DRV-112001", "DRV-112002", "drv-112003"]  # ids are case-blind
+KNOWN_DRIVERS = ["DRV-112001", "DRV-112002", "drv-112003", "DRV-112004"]  # ids are case-blind
+KNOWN_VEHICLES = ["TUK-001", "TUK-002", "TUK-003"]
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -56,7 +58,15 @@ CHECKS = [
 
 def _money_snapshot() -> dict[str, Any]:
     return {
-        "balances": sorted(Driver.objects.values_list("driver_id", "current_balance")),
+        "balances": sorted(
+            Driver.objects.filter(is_substitute=False).values_list("driver_id", "current_balance")
+        ),
+        # The run may add substitutes (POST /substitutes): they hold nothing.
+        "substitutes_holding_money": sorted(
+            Driver.objects.filter(is_substitute=True)
+            .exclude(current_balance=0)
+            .values_list("driver_id", "current_balance")
+        ),
         "entries": sorted(LedgerEntry.objects.values_list("pk", "amount")),
         "transactions": Transaction.objects.count(),
         "payouts": sorted(Payout.objects.values_list("pk", "state", "amount")),
@@ -84,13 +94,27 @@ schema = schemathesis.openapi.from_dict(
 def before_generate_path_parameters(
     context: HookContext, strategy: st.SearchStrategy[dict[str, Any]]
 ) -> st.SearchStrategy[dict[str, Any]]:
-    # Mostly drivers that exist, so the reconciliation, fix and statement code runs; generated
-    # ids (almost all unknown: 404, or 422 when they break the pattern) still come now and then.
-    # Routes named by another id (a refund, a deduction proposal) keep the generated ones.
-    if context.operation is None or "{driver_id}" not in context.operation.path:
+    # Mostly drivers and vehicles that exist, so the reconciliation, fix, statement and duty
+    # code runs; generated ids (almost all unknown: 404, or 422 when they break the pattern)
+    # still come now and then. Other parameters (a day, a refund, a deduction proposal) keep
+    # the generated values.
+    if context.operation is None:
         return strategy
-    known = st.fixed_dictionaries({"driver_id": st.sampled_from(KNOWN_DRIVERS)})
-    return st.one_of(known, known, known, strategy)
+    known: dict[str, st.SearchStrategy[str]] = {}
+    if "{driver_id}" in context.operation.path:
+        known["driver_id"] = st.sampled_from(KNOWN_DRIVERS)
+    if "{vehicle_id}" in context.operation.path:
+        known["vehicle_id"] = st.sampled_from(KNOWN_VEHICLES)
+    if not known:
+        return strategy
+
+    def with_known_ids(generated: tuple[Any, dict[str, str]]) -> Any:
+        values, ids = generated
+        # A negative case comes wrapped (its mutation recorded): it stays as generated.
+        return {**values, **ids} if isinstance(values, dict) else values
+
+    known_ids = st.tuples(strategy, st.fixed_dictionaries(known)).map(with_known_ids)
+    return st.one_of(known_ids, known_ids, known_ids, strategy)
 
 
 @dataclass
@@ -105,6 +129,7 @@ def target(live_server_proc: LiveServer) -> Iterator[Target]:
     endpoint, fixes included); afterwards the ledger must be as consistent, and unchanged."""
     for number in (1, 2, 3):
         make_driver(number)
+    substitute_create(name="Fuzz Sub", mpesa_number="0711000555", actor="fuzz")  # DRV-112004
     pay("FZ1", "100")
     pay("FZ2", "250", account="TUK002")
     assert_invariants()

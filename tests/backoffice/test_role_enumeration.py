@@ -32,17 +32,30 @@ from django.utils import timezone
 from tests.support.c2b import confirmation_payload
 from tests.support.clock import nairobi
 from tests.support.factories import edit_balance_by_sql, make_driver, pay
+from tests.support.portal_world import world_portal_and_sms, world_unknown_sms
 from tuktuk.backoffice.api import api
-from tuktuk.backoffice.api_auth import api_token_create
+from tuktuk.backoffice.api_auth import api_token_create, frappe_api_key_create
 from tuktuk.backoffice.errors import error_shape
+from tuktuk.backoffice.frappe import FRAPPE_METHODS
 from tuktuk.backoffice.legacy import fix_driver_balance
+from tuktuk.backoffice.portal.models import ProblemReport
+from tuktuk.backoffice.reports.models import ReportKind
+from tuktuk.backoffice.reports.services import report_store
 from tuktuk.backoffice.roles import ACCOUNTANTS, FLEET_MANAGERS, OUR_APPS, roles_ensure
 from tuktuk.core.errors import NotAllowed
 from tuktuk.core.models import Event, EventTitle
-from tuktuk.fleet.models import Driver
+from tuktuk.fleet.models import Assignment, DayOff, Driver, RosterPeriod, Vehicle
 from tuktuk.ledger.adjustments import adjustment_add
 from tuktuk.ledger.day_close import day_close_run
 from tuktuk.ledger.deposits import deposit_add, deposit_settings_set
+from tuktuk.ledger.duty import (
+    day_off_set_by,
+    preferred_day_off_set_by,
+    roster_generate_by,
+    substitute_assign_by,
+    substitute_create,
+    vehicle_status_change,
+)
 from tuktuk.ledger.exits import driver_terminate
 from tuktuk.ledger.missed import missed_payment_record
 from tuktuk.ledger.models import DeductionProposal, DepositEntry, Transaction, TransactionStatus
@@ -72,6 +85,8 @@ class World:
     proposal: int  # a deposit deduction waiting for a fleet manager (DRV-112001's missed day)
     refund: int  # a deposit refund waiting for a fleet manager
     terminated_driver: str  # the refund's driver: may be archived or restored
+    substitute: str  # a substitute driver, covering TUK-004 on the 13th
+    day_off: str  # a day the broken driver is off
 
 
 @pytest.fixture
@@ -88,6 +103,8 @@ def world(tmp_path: Path) -> Iterator[World]:
         deposit_add(driver_id="DRV-112003", amount="5000", kind="initial", reason="w", actor="root")
     with time_machine.travel(TODAY, tick=False):
         day_close_run()  # DayClose rows
+        # A stored daily report of the closed day (issue 13: viewed and downloaded in the admin).
+        report_store(kind=ReportKind.DAILY, start=TODAY.date() - dt.timedelta(days=1), actor="root")
         roles_ensure()
         manager = _user("manager", FLEET_MANAGERS)
         accountant = _user("accountant", ACCOUNTANTS)
@@ -117,6 +134,19 @@ def world(tmp_path: Path) -> Iterator[World]:
             received_at=timezone.now(),
         )
         refund = driver_terminate(driver_id="DRV-112003", reason="world", actor="root")
+        world_portal_and_sms()  # a driver's portal login, a problem report, SMS (issue 14)
+        # Who drives today: a substitute and a cover, a vehicle charging, a roster, a day off.
+        substitute = substitute_create(name="Sub", mpesa_number="0711000999", actor="root")
+        substitute_assign_by(
+            vehicle_id="TUK-004",
+            substitute_id=substitute.driver_id,
+            date_from="2026-03-13",
+            actor="root",
+        )
+        vehicle_status_change(vehicle_id="TUK-005", status="Charging", reason="w", actor="root")
+        preferred_day_off_set_by(driver_id="DRV-112001", weekday=2, actor="root")
+        roster_generate_by(date_from="2026-03-16", date_to="2026-03-22", actor="root")
+        day_off_set_by(driver_id="DRV-112005", day="2026-03-12", off=True, actor="root")
         _, accountant_token = api_token_create(user=accountant, name="reports")
         _, manager_token = api_token_create(user=manager, name="ops")
         yield World(
@@ -132,6 +162,8 @@ def world(tmp_path: Path) -> Iterator[World]:
             proposal=DeductionProposal.objects.get(driver__driver_id="DRV-112001").pk,
             refund=refund.pk,
             terminated_driver="DRV-112003",
+            substitute=substitute.driver_id,
+            day_off="2026-03-12",
         )
 
 
@@ -201,6 +233,11 @@ ACTION_WRITE_DATA: dict[str, dict[str, str]] = {
     "fleet.driver:reset_misses": ASKED,
     "ledger.deductionproposal:reject_proposals": ASKED,
     "ledger.depositrefund:reject_refunds": ASKED,
+    "portal.problemreport:resolve": ASKED,
+    "fleet.vehicle:mark_available": ASKED,
+    "fleet.vehicle:mark_charging": ASKED,
+    "fleet.vehicle:mark_maintenance": ASKED,
+    "fleet.vehicle:mark_offline": ASKED,
 }
 # Actions any reader may run because they change nothing: none so far.
 VIEW_ONLY_ACTIONS: set[str] = set()
@@ -221,6 +258,14 @@ ACTION_POSITIVE: dict[str, tuple[str, str]] = {
     "ledger.deductionproposal:reject_proposals": ("manager", EventTitle.DEDUCTION_REJECTED),
     "ledger.depositrefund:approve_refunds": ("manager", EventTitle.REFUND_APPROVED),
     "ledger.depositrefund:reject_refunds": ("manager", EventTitle.REFUND_REJECTED),
+    "portal.driveraccount:send_login_code": ("manager", EventTitle.DRIVER_LOGIN_CODE_SENT),
+    "portal.driveraccount:unlock": ("manager", EventTitle.DRIVER_UNLOCKED),
+    "portal.problemreport:resolve": ("manager", EventTitle.DRIVER_PROBLEM_RESOLVED),
+    "fleet.vehicle:mark_available": ("manager", EventTitle.VEHICLE_STATUS_CHANGED),
+    "fleet.vehicle:mark_charging": ("manager", EventTitle.VEHICLE_STATUS_CHANGED),
+    "fleet.vehicle:mark_maintenance": ("manager", EventTitle.VEHICLE_STATUS_CHANGED),
+    "fleet.vehicle:mark_offline": ("manager", EventTitle.VEHICLE_STATUS_CHANGED),
+    "fleet.dayoff:remove_days_off": ("manager", EventTitle.ROSTER_CHANGED),
 }
 
 
@@ -327,6 +372,18 @@ def test_admin_add_positive_control(world: World) -> None:
     assert actor_event(EventTitle.ADJUSTMENT_RECORDED, "manager")
 
 
+def test_admin_day_off_add_positive_control(world: World) -> None:
+    before = snapshot()
+    response = logged_in("manager").post(
+        reverse("admin:fleet_dayoff_add"),
+        {"driver": _driver_pk("DRV-112002"), "day": "2026-03-13", "reason": "role test"},
+    )
+    assert response.status_code == 302
+    assert snapshot() != before
+    assert actor_event(EventTitle.ROSTER_CHANGED, "manager")
+    assert DayOff.objects.filter(driver__driver_id="DRV-112002", created_by="manager").exists()
+
+
 # --- (a3) the admins' own views (get_urls extras) -------------------------------------------
 
 
@@ -352,6 +409,7 @@ READ_ONLY_VIEWS = {
     "fleet_driver_verification",
     "fleet_driver_statement",
     "ledger_depositaccount_report",
+    "reports_storedreport_csv",
 }
 # Views that write: the form they take, who may, the event naming them.
 WRITE_VIEWS: dict[str, tuple[Callable[[World], dict[str, str]], str, str]] = {
@@ -370,6 +428,30 @@ WRITE_VIEWS: dict[str, tuple[Callable[[World], dict[str, str]], str, str]] = {
         "manager",
         EventTitle.DEPOSIT_RECORDED,
     ),
+    "fleet_assignment_handover": (
+        lambda w: {"vehicle": str(_vehicle_pk("TUK-005")), "driver": str(_driver_pk("DRV-112004"))},
+        "manager",
+        EventTitle.VEHICLE_ASSIGNED,
+    ),
+    "fleet_assignment_cover": (
+        lambda w: {
+            "substitute": str(_driver_pk(w.substitute)),
+            "vehicle": str(_vehicle_pk("TUK-005")),
+            "date_from": "2026-03-14",
+        },
+        "manager",
+        EventTitle.SUBSTITUTE_ASSIGNED,
+    ),
+    "fleet_driver_add_substitute": (
+        lambda w: {"name": "Sub Two", "mpesa_number": "0711000998"},
+        "manager",
+        EventTitle.SUBSTITUTE_ADDED,
+    ),
+    "fleet_rosterperiod_generate": (
+        lambda w: {"date_from": "2026-03-23", "date_to": "2026-03-29"},
+        "manager",
+        EventTitle.ROSTER_CHANGED,
+    ),
 }
 # What each write view's positive control must have done, beyond the event.
 WRITE_VIEW_EFFECTS: dict[str, Callable[[World], bool]] = {
@@ -379,7 +461,23 @@ WRITE_VIEW_EFFECTS: dict[str, Callable[[World], bool]] = {
     "ledger_depositentry_record": lambda w: DepositEntry.objects.filter(
         driver__driver_id="DRV-112002", amount=Decimal("250"), actor="manager"
     ).exists(),
+    "fleet_assignment_handover": lambda w: Assignment.objects.filter(
+        vehicle__vehicle_id="TUK-005", driver__driver_id="DRV-112004", created_by="manager"
+    ).exists(),
+    "fleet_assignment_cover": lambda w: Assignment.objects.filter(
+        vehicle__vehicle_id="TUK-005", driver__driver_id=w.substitute, created_by="manager"
+    ).exists(),
+    "fleet_driver_add_substitute": lambda w: Driver.objects.filter(
+        name="Sub Two", is_substitute=True
+    ).exists(),
+    "fleet_rosterperiod_generate": lambda w: RosterPeriod.objects.filter(
+        created_by="manager"
+    ).exists(),
 }
+
+
+def _vehicle_pk(vehicle_id: str) -> int:
+    return Vehicle.objects.get(vehicle_id=vehicle_id).pk
 
 
 def _view_url(model: type[models.Model], pattern: URLPattern, world: World) -> str:
@@ -492,19 +590,56 @@ API_WRITE_BODIES: dict[
         EventTitle.REFUND_APPROVED,
     ),
     ("POST", "/refunds/{refund_id}/reject"): ({"reason": "role test"}, EventTitle.REFUND_REJECTED),
+    ("POST", "/vehicles/{vehicle_id}/status"): (
+        {"status": "Maintenance", "reason": "role test"},
+        EventTitle.VEHICLE_STATUS_CHANGED,
+    ),
+    ("POST", "/vehicles/{vehicle_id}/assign"): (
+        {"driver_id": "DRV-112004", "reason": "role test"},
+        EventTitle.VEHICLE_ASSIGNED,
+    ),
+    ("POST", "/substitutes"): (
+        {"name": "Sub Two", "mpesa_number": "0711000998"},
+        EventTitle.SUBSTITUTE_ADDED,
+    ),
+    ("POST", "/substitutes/{driver_id}/cover"): (
+        {"vehicle_id": "TUK-005", "from": "2026-03-14", "reason": "role test"},
+        EventTitle.SUBSTITUTE_ASSIGNED,
+    ),
+    ("POST", "/roster/generate"): (
+        {"from": "2026-03-23", "to": "2026-03-29"},
+        EventTitle.ROSTER_CHANGED,
+    ),
+    ("PUT", "/drivers/{driver_id}/days-off/{day}"): (
+        {"reason": "role test"},
+        EventTitle.ROSTER_CHANGED,
+    ),
+    ("DELETE", "/drivers/{driver_id}/days-off/{day}"): ({}, EventTitle.ROSTER_CHANGED),
 }
 # The path parameters the routes are called with (the broken driver, unless a route needs
 # another: only a terminated driver is archived or restored).
 API_DRIVERS: dict[tuple[str, str], Callable[[World], str]] = {
     ("POST", "/drivers/{driver_id}/archive"): lambda w: w.terminated_driver,
     ("POST", "/drivers/{driver_id}/restore"): lambda w: w.terminated_driver,
+    ("POST", "/substitutes/{driver_id}/cover"): lambda w: w.substitute,
+}
+# The vehicle the routes are called with (one without a fare since now: a handover may start
+# there), and the day (a free one; the day off, to take it back).
+API_VEHICLE = "TUK-005"
+API_DAYS: dict[tuple[str, str], Callable[[World], str]] = {
+    ("DELETE", "/drivers/{driver_id}/days-off/{day}"): lambda w: w.day_off,
 }
 
 
 def _api_url(method: str, path: str, world: World) -> str:
     driver = API_DRIVERS.get((method, path), lambda w: w.broken_driver)(world)
+    day = API_DAYS.get((method, path), lambda w: "2026-03-13")(world)
     return "/api/v1" + path.format(
-        driver_id=driver, proposal_id=world.proposal, refund_id=world.refund
+        driver_id=driver,
+        proposal_id=world.proposal,
+        refund_id=world.refund,
+        vehicle_id=API_VEHICLE,
+        day=day,
     )
 
 
@@ -543,12 +678,90 @@ def test_api_write_positive_control(world: World, client: Client, method: str, p
     assert actor_event(API_WRITE_BODIES[(method, path)][1], "manager")
 
 
+# --- (b2) the legacy app's calls (/api/method/, backoffice.frappe) -------------------------
+
+
+FRAPPE_WRITES = sorted(path for path, method in FRAPPE_METHODS.items() if method.writes_when)
+# The arguments that make each legacy call write (without them it is a check or a preview).
+FRAPPE_WRITE_ARGUMENTS: dict[str, dict[str, str]] = {
+    "tuktuk_management.api.tuktuk.fix_driver_balance": {
+        "driver_name": "DRV-112005",
+        "auto_fix": "1",
+    },
+    "tuktuk_management.api.tuktuk.reconcile_all_drivers_balances": {"auto_fix": "true"},
+}
+# Every call that must change no money, whoever may make it (the writes' previews included).
+FRAPPE_READS: list[tuple[str, dict[str, str]]] = [
+    ("tuktuk_management.api.tuktuk.reconcile_driver_balance", {"driver_name": "DRV-112005"}),
+    ("tuktuk_management.api.tuktuk.fix_driver_balance", {"driver_name": "DRV-112005"}),
+    ("tuktuk_management.api.tuktuk.reconcile_all_drivers_balances", {"auto_fix": "0"}),
+    ("frappe.auth.get_logged_user", {}),
+]
+
+
+def _frappe_keys(world: World) -> dict[str, str]:
+    keys = {}
+    for user in (world.manager, world.accountant):
+        _, key, secret = frappe_api_key_create(user=user)
+        keys[user.username] = f"{key}:{secret}"
+    return keys
+
+
+def _frappe_call(client: Client, path: str, arguments: dict[str, str], key: str | None) -> Any:
+    headers = {"HTTP_AUTHORIZATION": f"token {key}"} if key else {}
+    return client.post(f"/api/method/{path}", arguments, **headers)
+
+
+def test_every_legacy_call_is_classified() -> None:
+    assert "tuktuk_management.api.tuktuk.fix_driver_balance" in FRAPPE_WRITES
+    assert set(FRAPPE_WRITES) == set(FRAPPE_WRITE_ARGUMENTS)
+    assert set(FRAPPE_METHODS) == {path for path, _ in FRAPPE_READS}
+
+
+@pytest.mark.parametrize("path", FRAPPE_WRITES)
+def test_legacy_write_refused_without_key_and_to_accountants(
+    world: World, client: Client, path: str
+) -> None:
+    keys = _frappe_keys(world)
+    arguments = FRAPPE_WRITE_ARGUMENTS[path]
+    before = snapshot()
+    assert _frappe_call(client, path, arguments, None).status_code == 401
+    assert _frappe_call(client, path, arguments, "not:a-key").status_code == 401
+    assert _frappe_call(client, path, arguments, world.accountant_token).status_code == 401
+    assert _frappe_call(client, path, arguments, keys["accountant"]).status_code == 403
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("path", FRAPPE_WRITES)
+def test_legacy_write_positive_control(world: World, client: Client, path: str) -> None:
+    keys = _frappe_keys(world)
+    before = snapshot()
+    response = _frappe_call(client, path, FRAPPE_WRITE_ARGUMENTS[path], keys["manager"])
+    assert response.status_code == 200, response.content
+    assert json.loads(response.content)["message"]["success"] is True
+    assert snapshot() != before
+    assert actor_event(EventTitle.BALANCE_FIXED, "manager")
+
+
+@pytest.mark.parametrize(
+    ("path", "arguments"), FRAPPE_READS, ids=[f"{p} {a}" for p, a in FRAPPE_READS]
+)
+def test_legacy_reads_change_no_money(
+    world: World, client: Client, path: str, arguments: dict[str, str]
+) -> None:
+    keys = _frappe_keys(world)
+    before = snapshot(with_events=False)
+    for key in keys.values():
+        assert _frappe_call(client, path, arguments, key).status_code == 200
+    assert snapshot(with_events=False) == before
+
+
 # --- (c) management commands ---------------------------------------------------------------
 
 
 OUR_COMMANDS = sorted(name for name, app in get_commands().items() if app.startswith("tuktuk"))
 # Commands that write nothing, whoever runs them.
-READ_ONLY_COMMANDS = {"duplicates", "statement"}
+READ_ONLY_COMMANDS = {"duplicates", "statement", "assignments"}
 # The system's own processes, not operator tools: they act as the service (the worker is what
 # closes days and sends payouts on schedule; serve and daraja-sim hold no data; simulate only
 # speaks to a server through the callback URL, whose token is its authentication).
@@ -633,6 +846,12 @@ WRITING_COMMANDS: dict[str, list[Invocation]] = {
     ],
     "create_api_token": [
         Invocation(lambda w, p: ["accountant"], "manager", EventTitle.API_TOKEN_CREATED),
+        Invocation(
+            lambda w, p: ["accountant", "--frappe"], "manager", EventTitle.API_TOKEN_CREATED
+        ),
+    ],
+    "import_legacy": [
+        Invocation(lambda w, p: [_legacy_export(p)], "manager", EventTitle.FLEET_IMPORTED),
     ],
     "demo": [Invocation(lambda w, p: [], "root", None)],
     "deposit": [
@@ -688,7 +907,85 @@ WRITING_COMMANDS: dict[str, list[Invocation]] = {
             EventTitle.REFUND_REJECTED,
         ),
     ],
+    # Who drives today (issue 11). TUK-005 has had no fare since now: a handover may start there.
+    "vehicle": [
+        Invocation(
+            lambda w, p: ["status", "TUK-005", "Maintenance", "--reason", "x"],
+            "manager",
+            EventTitle.VEHICLE_STATUS_CHANGED,
+        )
+    ],
+    "assign": [
+        Invocation(
+            lambda w, p: ["TUK-005", "DRV-112004", "--reason", "x"],
+            "manager",
+            EventTitle.VEHICLE_ASSIGNED,
+        ),
+        Invocation(lambda w, p: ["TUK-005", "--none"], "manager", EventTitle.VEHICLE_ASSIGNED),
+    ],
+    "unassign": [Invocation(lambda w, p: ["TUK-005"], "manager", EventTitle.VEHICLE_ASSIGNED)],
+    "substitute": [
+        Invocation(
+            lambda w, p: ["add", "--name", "Sub Two", "--mpesa-number", "0711000998"],
+            "manager",
+            EventTitle.SUBSTITUTE_ADDED,
+        ),
+        Invocation(
+            lambda w, p: ["cover", w.substitute, "TUK-005", "--from", "2026-03-14"],
+            "manager",
+            EventTitle.SUBSTITUTE_ASSIGNED,
+        ),
+    ],
+    "roster": [
+        Invocation(
+            lambda w, p: ["generate", "--from", "2026-03-23", "--to", "2026-03-29"],
+            "manager",
+            EventTitle.ROSTER_CHANGED,
+        ),
+        Invocation(
+            lambda w, p: ["off", "DRV-112001", "2026-03-13", "--reason", "x"],
+            "manager",
+            EventTitle.ROSTER_CHANGED,
+        ),
+        Invocation(
+            lambda w, p: ["on", w.broken_driver, w.day_off], "manager", EventTitle.ROSTER_CHANGED
+        ),
+        Invocation(
+            lambda w, p: ["preferred", "DRV-112002", "fri"], "manager", EventTitle.ROSTER_CHANGED
+        ),
+    ],
     # Deletes stored evidence (after archiving it): Django's delete permissions, a superuser's.
+    "sms": [
+        Invocation(
+            lambda w, p: ["send", "DRV-112001", "--text", "x"], "manager", EventTitle.SMS_QUEUED
+        ),
+        Invocation(
+            lambda w, p: ["broadcast", "--all", "--text", "x"], "manager", EventTitle.SMS_QUEUED
+        ),
+        Invocation(
+            lambda w, p: ["retry", str(world_unknown_sms()), "--reason", "x"],
+            "manager",
+            EventTitle.SMS_RETRIED,
+        ),
+    ],
+    "portal": [
+        Invocation(
+            lambda w, p: ["pin", "DRV-112001", "--pin", "2580"],
+            "manager",
+            EventTitle.DRIVER_PIN_SET,
+        ),
+        Invocation(
+            lambda w, p: ["pin", "DRV-112001", "--send-code"],
+            "manager",
+            EventTitle.DRIVER_LOGIN_CODE_SENT,
+        ),
+        Invocation(lambda w, p: ["unlock", "DRV-112002"], "manager", EventTitle.DRIVER_UNLOCKED),
+        Invocation(
+            lambda w, p: ["resolve", str(ProblemReport.objects.get().pk), "--answer", "x"],
+            "manager",
+            EventTitle.DRIVER_PROBLEM_RESOLVED,
+        ),
+    ],
     "archive": [
         Invocation(lambda w, p: ["--older-than", "1"], "root", EventTitle.RECORDS_ARCHIVED)
     ],
@@ -700,6 +997,8 @@ PROVIDER_COMMANDS: dict[str, list[Invocation]] = {
         Invocation(lambda w, p: ["run"], "manager", EventTitle.PULL_RUN),
         Invocation(lambda w, p: ["register", "--nominated-number", "0700000000"], "manager", None),
     ],
+    # Its positive control: tests/mpesa/test_registration.py (`mpesa check` changes nothing).
+    "mpesa": [Invocation(lambda w, p: ["register-urls"], "manager", None)],
 }
 INVOCATIONS = [
     (name, index) for name, calls in sorted(WRITING_COMMANDS.items()) for index in range(len(calls))
@@ -715,6 +1014,24 @@ def _csv(directory: Path) -> str:
     path = directory / "fleet.csv"
     path.write_text(FLEET_CSV)
     return str(path)
+
+
+def _legacy_export(directory: Path) -> str:
+    """A legacy app's export of one vehicle and its driver (tuktuk import-legacy)."""
+    export = directory / "legacy"
+    export.mkdir(exist_ok=True)
+    vehicle = {"name": "TUK-885-901", "mpesa_account": "LEG901"}
+    driver = {
+        "name": "DRV-113001",
+        "driver_name": "Legacy Driver",
+        "mpesa_number": "0712113001",
+        "assigned_tuktuk": "TUK-885-901",
+        "current_balance": 120.0,
+        "deposit_transactions": [{"idx": 1, "transaction_type": "Initial Deposit", "amount": 500}],
+    }
+    (export / "TukTuk Vehicle.json").write_text(json.dumps({"data": [vehicle]}))
+    (export / "TukTuk Driver.json").write_text(json.dumps({"data": [driver]}))
+    return str(export)
 
 
 def test_every_command_is_classified() -> None:

@@ -49,8 +49,8 @@ def test_scheduled_reconciliation_emails_one_alert_with_counts_and_amounts(smtp)
         "alert_sent": True,
     }
     assert inbox.arrived.wait(10)
-    assert len(inbox.messages) == 1
-    _, recipients, raw = inbox.messages[0]
+    assert len(inbox.alerts) == 1
+    _, recipients, raw = inbox.alerts[0]
     assert sorted(recipients) == ["ops@fleet.example", "yuda@fleet.example"]
     subject, body = body_and_subject(raw)
     assert subject == "⚠️ Balance Discrepancies Detected - 2 Drivers"
@@ -63,7 +63,7 @@ def test_scheduled_reconciliation_emails_one_alert_with_counts_and_amounts(smtp)
     assert "reconciliation" not in worker_tick(WorkerState())
     with time_machine.travel(timezone.now() + dt.timedelta(hours=4, minutes=1), tick=False):
         assert worker_tick(WorkerState())["reconciliation"]["why"] == "scheduled"
-    assert len(inbox.messages) == 2
+    assert len(inbox.alerts) == 2
 
 
 def test_clean_check_sends_nothing(smtp) -> None:  # type: ignore[no-untyped-def]
@@ -72,7 +72,7 @@ def test_clean_check_sends_nothing(smtp) -> None:  # type: ignore[no-untyped-def
     pay("B1", "100")
     report = worker_tick(WorkerState())
     assert report["reconciliation"]["alert_sent"] is False
-    assert inbox.messages == []
+    assert inbox.alerts == []
 
 
 def test_worker_reconciles_before_closing_due_days_and_catches_up(smtp) -> None:  # type: ignore[no-untyped-def]
@@ -89,7 +89,7 @@ def test_worker_reconciles_before_closing_due_days_and_catches_up(smtp) -> None:
     assert DayClose.objects.get(business_day=dt.date(2026, 3, 10)).cached_balance == Decimal(
         "550.00"
     )
-    assert len(inbox.messages) == 1
+    assert len(inbox.alerts) == 1
 
 
 def test_mail_outage_does_not_stop_the_close() -> None:

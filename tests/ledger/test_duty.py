@@ -314,3 +314,45 @@ def test_bad_input_is_refused_and_changes_nothing(
     with pytest.raises(error, match=match):
         call()
     assert list(Assignment.objects.order_by("id").values()) == before
+
+
+def test_a_back_dated_handover_never_takes_a_driver_from_under_their_own_fares() -> None:
+    make_driver(1)
+    make_driver(2)  # drives TUK-002
+    fare("T2", "100", nairobi(2026, 3, 10, 9, 30), account="TUK002")
+    with pytest.raises(InvalidInput, match="DRV-112002 has fares on TUK-002"):
+        vehicle_assign_by(
+            vehicle_id="TUK-001", driver_id="DRV-112002", actor="m", at=nairobi(2026, 3, 10, 9)
+        )
+    assert credited_to("T2") == "DRV-112002"
+    assert Assignment.objects.get(vehicle__vehicle_id="TUK-002").ends_at is None
+
+
+def test_a_fare_without_an_mpesa_time_counts_at_its_receipt_for_back_dating() -> None:
+    make_driver(1)
+    make_driver(2)
+    vehicle_assign_by(vehicle_id="TUK-002", driver_id=None, actor="m")
+    payment_post(
+        payment=IncomingPayment(trans_id="NT", amount=Decimal("100"), account_reference="TUK001")
+    )  # received at 10:00, no TransTime
+    with pytest.raises(InvalidInput, match="already credited to another driver"):
+        vehicle_assign_by(
+            vehicle_id="TUK-001", driver_id="DRV-112002", actor="m", at=nairobi(2026, 3, 10, 9)
+        )
+
+
+def test_overlap_errors_name_ids_and_nairobi_times_and_no_op_status_changes_record_nothing() -> (
+    None
+):
+    make_driver(1)
+    substitute = substitute_create(name="Sub", mpesa_number="0711000114", actor="m")
+    assert Event.objects.filter(title=EventTitle.SUBSTITUTE_ADDED).count() == 1
+    substitute_assign_by(vehicle_id="TUK-001", substitute_id=substitute.driver_id, date_from=D,
+                         actor="m")  # fmt: skip
+    with pytest.raises(Conflict, match=r"overlaps substitute cover of TUK-001 to DRV-112002 "
+                       r"2026-03-10 00:00–2026-03-11 00:00"):  # fmt: skip
+        substitute_assign_by(
+            vehicle_id="TUK-001", substitute_id=substitute.driver_id, date_from=D, actor="m"
+        )
+    vehicle_status_change(vehicle_id="TUK-001", status="Available", actor="m", reason="again")
+    assert not Vehicle.objects.get(vehicle_id="TUK-001").status_changes.exists()

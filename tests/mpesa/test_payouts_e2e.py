@@ -165,7 +165,7 @@ def test_refused_requests_are_retried_then_failed_with_an_alert(
     payout.refresh_from_db()
     assert payout.state == PayoutState.FAILED and "refused 2 times" in payout.result_desc
     assert Event.objects.filter(title="Payout Failed").count() == 1
-    assert inbox.arrived.wait(10) and len(inbox.messages) == 1
+    assert inbox.arrived.wait(10) and len(inbox.alerts) == 1
     assert sim.state()["payments"] == {} or not any(
         p["paid"] for p in sim.state()["payments"].values()
     )

@@ -341,7 +341,7 @@ def test_a_failed_query_raises_an_alert_posts_nothing_and_is_caught_up_next_run(
         # Not covered: the next run starts where this one did.
         assert schedule_mark_get(name=PULL_COVERED_UNTIL) == now - dt.timedelta(minutes=75)
         assert inbox.arrived.wait(10)
-        (message,) = inbox.messages
+        (message,) = inbox.alerts
         subject, body = body_and_subject(message[2])
         assert subject == "⚠️ Missed Payment Recovery Needs Attention"
         assert "The query failed" in body

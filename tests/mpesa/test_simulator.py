@@ -698,6 +698,149 @@ def test_status_query_needs_an_id_and_a_token(
 
 
 # ---------------------------------------------------------------------------------------------
+# C2B RegisterURL and Account Balance (tuktuk mpesa register-urls / check)
+
+
+def register_body(receiver: Receiver, **fields: str) -> dict[str, str]:
+    return {
+        "ShortCode": "600984",
+        "ResponseType": "Completed",
+        "ConfirmationURL": receiver.url("/c2b/tok/confirmation"),
+        "ValidationURL": receiver.url("/c2b/tok/validation"),
+        **fields,
+    }
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_c2b_register_url_records_the_urls(
+    client: httpx.Client, receiver: Receiver, auth: dict[str, str], version: str
+) -> None:
+    url = f"/mpesa/c2b/{version}/registerurl"
+    answer = client.post(url, json=register_body(receiver), headers=auth)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert set(body) == {"OriginatorCoversationID", "ResponseCode", "ResponseDescription"}
+    assert (body["ResponseCode"], body["ResponseDescription"]) == ("0", "Success")
+    assert client.get("/sim/state").json()["c2b_registrations"] == {
+        "600984": {
+            "short_code": "600984",
+            "response_type": "Completed",
+            "confirmation_url": receiver.url("/c2b/tok/confirmation"),
+            "validation_url": receiver.url("/c2b/tok/validation"),
+        }
+    }
+    assert client.post(url, json=register_body(receiver)).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("ConfirmationURL", "https://example.com/mpesa/confirmation"),
+        ("ValidationURL", "https://example.com/M-PESA/validation"),
+        ("ConfirmationURL", "https://example.com/Safaricom"),
+        ("ValidationURL", "https://example.com/c2b/xSQLx/validation"),
+        ("ConfirmationURL", "https://example.com/query"),
+        ("ConfirmationURL", "https://example.com/cmd"),
+        ("ConfirmationURL", "https://example.com/run.exe"),
+        ("ConfirmationURL", "ftp://example.com/confirmation"),
+        ("ResponseType", "Pending"),
+        ("ResponseType", "completed"),
+        ("ShortCode", "60"),
+    ],
+)
+def test_c2b_register_url_refuses_what_daraja_refuses(
+    client: httpx.Client, receiver: Receiver, auth: dict[str, str], field: str, value: str
+) -> None:
+    answer = client.post(
+        "/mpesa/c2b/v1/registerurl", json=register_body(receiver, **{field: value}), headers=auth
+    )
+    assert answer.status_code == 400
+    assert answer.json()["errorMessage"] == f"Bad Request - Invalid {field}"
+    assert client.get("/sim/state").json()["c2b_registrations"] == {}
+
+
+def test_payments_go_to_the_registered_confirmation_url(
+    sim: DarajaSimulator, client: httpx.Client, receiver: Receiver, auth: dict[str, str]
+) -> None:
+    payment = {"trans_id": "REG0000001", "amount": "150", "account": "TUK001"}
+    refused = client.post(
+        "/sim/c2b-payments", json={"payments": [payment], "confirmation_url": "registered"}
+    )
+    assert refused.status_code == 400  # nothing registered for the shortcode yet
+    assert "no C2B URLs registered" in refused.json()["errorMessage"]
+    client.post("/mpesa/c2b/v1/registerurl", json=register_body(receiver), headers=auth)
+    client.post("/sim/c2b-payments", json={"payments": [payment], "confirmation_url": "registered"})
+    (delivered,) = settled(sim, receiver)
+    assert delivered.path == "/c2b/tok/confirmation"
+    assert delivered.body["TransID"] == "REG0000001" and delivered.body["TransAmount"] == "150.00"
+
+
+def balance_body(receiver: Receiver, **fields: str) -> dict[str, str]:
+    return {
+        "Initiator": "tuktuk-api",
+        "SecurityCredential": "c2ltLWNyZWRlbnRpYWw=",
+        "CommandID": "AccountBalance",
+        "PartyA": "600984",
+        "IdentifierType": "4",
+        "Remarks": "check",
+        "QueueTimeOutURL": receiver.url("/balance-timeout"),
+        "ResultURL": receiver.url("/balance"),
+        **fields,
+    }
+
+
+def test_account_balance_answers_then_posts_the_balances(
+    sim: DarajaSimulator, client: httpx.Client, receiver: Receiver, auth: dict[str, str]
+) -> None:
+    answer = client.post(
+        "/mpesa/accountbalance/v1/query", json=balance_body(receiver), headers=auth
+    )
+    assert answer.status_code == 200
+    accepted = answer.json()
+    assert accepted["ResponseCode"] == "0"
+    (result,) = settled(sim, receiver)
+    assert result.path == "/balance"
+    body = result.body["Result"]
+    assert body["ResultCode"] == 0
+    assert body["OriginatorConversationID"] == accepted["OriginatorConversationID"]
+    assert parameters(body)["AccountBalance"].startswith("Working Account|KES|")
+    (query,) = client.get("/sim/state").json()["balance_queries"]
+    assert query["initiator"] == "tuktuk-api" and query["result_code"] == 0
+
+
+def test_account_balance_with_another_initiator_gets_2001(
+    sim: DarajaSimulator, client: httpx.Client, receiver: Receiver, auth: dict[str, str]
+) -> None:
+    config = client.post(
+        "/sim/config", json={"initiator_name": "ops", "security_credential": "secret"}
+    ).json()
+    assert config["initiator_name"] == "ops" and "security_credential" not in config
+    for wrong in ({"Initiator": "someone"}, {"Initiator": "ops", "SecurityCredential": "guess"}):
+        client.post(
+            "/mpesa/accountbalance/v1/query", json=balance_body(receiver, **wrong), headers=auth
+        )
+    client.post(
+        "/mpesa/accountbalance/v1/query",
+        json=balance_body(receiver, Initiator="ops", SecurityCredential="secret"),
+        headers=auth,
+    )
+    results = settled(sim, receiver)
+    codes = sorted(r.body["Result"]["ResultCode"] for r in results)
+    assert codes == [0, 2001, 2001]
+    failed = next(r.body["Result"] for r in results if r.body["Result"]["ResultCode"] == 2001)
+    assert failed["ResultDesc"] == "The initiator information is invalid."
+    assert "ResultParameters" not in failed
+    bad = client.post(
+        "/mpesa/accountbalance/v1/query",
+        json=balance_body(receiver, CommandID="TransactionStatusQuery"),
+        headers=auth,
+    )
+    assert (
+        bad.status_code == 400 and bad.json()["errorMessage"] == "Bad Request - Invalid CommandID"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # Controls
 
 
@@ -726,6 +869,8 @@ def test_state_and_reset(
         "c2b_payments": [],
         "pull_registrations": {},
         "pull_queries": [],
+        "c2b_registrations": {},
+        "balance_queries": [],
     }
     assert client.get("/sim/config").json()["fail_rate"] == 0.0  # the start-up config again
     assert pay(client, auth, b2c_body(receiver, "a")).status_code == 401  # tokens are gone
@@ -806,10 +951,11 @@ def test_invalid_script_is_refused(client: httpx.Client, body: dict[str, Any]) -
 
 
 def test_unknown_path_and_wrong_method(client: httpx.Client) -> None:
-    response = client.get("/mpesa/c2b/v1/registerurl")
+    response = client.get("/mpesa/stkpush/v1/processrequest")  # not simulated
     assert response.status_code == 404
     assert response.json()["errorCode"] == "404.001.01"
     assert client.get("/mpesa/b2c/v3/paymentrequest").status_code == 405
+    assert client.get("/mpesa/c2b/v1/registerurl").status_code == 405
     assert client.delete("/sim/state").status_code == 405
 
 
@@ -833,6 +979,8 @@ MALFORMED = [
         "/mpesa/b2c/v3/paymentrequest",
         "/mpesa/b2c/v1/paymentrequest",
         "/mpesa/transactionstatus/v1/query",
+        "/mpesa/c2b/v1/registerurl",
+        "/mpesa/accountbalance/v1/query",
         "/sim/config",
         "/sim/script",
     ],

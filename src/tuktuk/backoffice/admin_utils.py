@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib import admin
-from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.db.models import QuerySet, Sum
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from unfold.admin import ModelAdmin, TabularInline
+
+from tuktuk.core.money import money
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ModelAdmin):
     """For append-only and money rows: visible to operators, changed only through services."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -24,7 +27,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(TabularInline):
     extra = 0
     can_delete = False
 
@@ -33,6 +36,34 @@ class ReadOnlyInline(admin.TabularInline):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class TotalsMixin:
+    """A totals row above a money list: the sums of `totals` (field, label) over every row the
+    filters and search select (all pages, not only the one shown), so a list opened from a
+    dashboard figure shows the figure."""
+
+    totals: ClassVar[list[tuple[str, str]]] = []
+    list_before_template = "admin/totals.html"
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        response: HttpResponse = super().changelist_view(request, extra_context)  # type: ignore[misc]
+        context = getattr(response, "context_data", None)
+        changelist = context.get("cl") if context else None
+        if context is not None and changelist is not None:
+            sums = changelist.queryset.order_by().aggregate(
+                **{f"total_{name}": Sum(name) for name, _ in self.totals}
+            )
+            context["totals"] = {
+                "count": changelist.result_count,
+                "rows": [
+                    {"field": name, "label": label, "value": money(sums[f"total_{name}"] or 0)}
+                    for name, label in self.totals
+                ],
+            }
+        return response
 
 
 # The field the reason page posts back, so the action knows the operator has answered.

@@ -1,5 +1,5 @@
 """The JSON API (/api/v1/): thin endpoints over the services (reconciliation, deposits, driver
-exits, refunds) and the selectors.
+exits, refunds, who drives today) and the selectors.
 
 Money leaves as exact JSON numbers (2500.00), never strings or binary floats, so a client that
 sums amounts gets the ledger's answer. Every endpoint but /health needs a bearer token
@@ -33,7 +33,16 @@ from pydantic import (
 import tuktuk
 from tuktuk.backoffice import roles, selectors
 from tuktuk.backoffice.api_auth import BearerTokenAuth
+from tuktuk.backoffice.api_docs import OfflineSwagger
 from tuktuk.backoffice.deposit_report import deposit_report
+from tuktuk.backoffice.duty_edges import (
+    DAY_OFF_REASON_MAX_LENGTH,
+    NAME_MAX_LENGTH,
+    daily_target_arg,
+    fare_percentage_arg,
+    moment_arg,
+    substitute_name_arg,
+)
 from tuktuk.backoffice.errors import error_shape
 from tuktuk.backoffice.legacy import (
     fix_driver_balance,
@@ -43,13 +52,21 @@ from tuktuk.backoffice.legacy import (
 from tuktuk.backoffice.responses import deposit_report_csv_response, statement_csv_response
 from tuktuk.core import jsonutil
 from tuktuk.core.dates import DAY_MAX, DAY_MIN, DAY_PATTERN, day_parse
-from tuktuk.core.errors import OperatorError
+from tuktuk.core.errors import InvalidInput, OperatorError
 from tuktuk.fleet.selectors import driver_get
 from tuktuk.ledger.deposits import (
     deduction_decide,
     deposit_add,
     deposit_deduct,
     deposit_settings_set,
+)
+from tuktuk.ledger.duty import (
+    day_off_set_by,
+    roster_generate_by,
+    substitute_assign_by,
+    substitute_create,
+    vehicle_assign_by,
+    vehicle_status_change,
 )
 from tuktuk.ledger.exits import (
     driver_archive,
@@ -636,6 +653,8 @@ api = NinjaAPI(
     urls_namespace="api-v1",
     renderer=ExactJSONRenderer(),
     auth=BearerTokenAuth(),
+    # Swagger UI from our static files: the docs page works offline (backoffice/api_docs.py).
+    docs=OfflineSwagger(),
 )
 
 
@@ -1069,3 +1088,403 @@ def deposit_report_view(request: HttpRequest) -> Any:
 def deposit_report_csv_view(request: HttpRequest) -> Any:
     """The deposit report as a spreadsheet file (the columns of /reports/deposits)."""
     return deposit_report_csv_response(deposit_report())
+
+
+# --- who drives today: vehicles, assignments, substitutes, the roster (issue 11) ------------
+
+VEHICLE_ID_MAX_LENGTH = 32  # Vehicle.vehicle_id
+STATUS_MAX_LENGTH = 32
+PHONE_MAX_LENGTH = 32
+MOMENT_MAX_LENGTH = 40
+
+
+VehicleId = Annotated[
+    str,
+    Field(min_length=1, max_length=VEHICLE_ID_MAX_LENGTH),
+    _no_control_characters(frozenset()),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": VEHICLE_ID_MAX_LENGTH,
+            "pattern": _LINE_PATTERN,
+            "example": "TUK-001",
+        }
+    ),
+]
+VehiclePath = Annotated[VehicleId, Path(..., description="the vehicle's id, e.g. TUK-001")]
+DayPath = Annotated[BusinessDay, Path(..., description=f"YYYY-MM-DD, {DAY_MIN} .. {DAY_MAX}")]
+VehicleStatusText = Annotated[
+    str,
+    Field(max_length=STATUS_MAX_LENGTH),
+    _no_control_characters(frozenset()),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "maxLength": STATUS_MAX_LENGTH,
+            "pattern": _LINE_PATTERN,
+            "description": "Available, Charging, Maintenance or Offline (any case); Assigned "
+            "and Subbed follow the assignments",
+            "example": "Charging",
+        }
+    ),
+]
+NameText = Annotated[
+    str,
+    Field(max_length=NAME_MAX_LENGTH),
+    _no_control_characters(frozenset()),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "maxLength": NAME_MAX_LENGTH,
+            "pattern": _LINE_PATTERN,
+            "example": "Sub One",
+        }
+    ),
+]
+PhoneText = Annotated[
+    str,
+    Field(max_length=PHONE_MAX_LENGTH),
+    _no_control_characters(frozenset()),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "maxLength": PHONE_MAX_LENGTH,
+            "pattern": _LINE_PATTERN,
+            "example": "0711000111",
+        }
+    ),
+]
+PercentageText = Annotated[
+    str,
+    Field(max_length=AMOUNT_MAX_LENGTH),
+    _no_control_characters(frozenset()),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "maxLength": AMOUNT_MAX_LENGTH,
+            "pattern": _LINE_PATTERN,
+            "description": "a decimal string from 0 to 100, at most two decimals",
+            "example": "50",
+        }
+    ),
+]
+DayOffReasonText = Annotated[
+    str,
+    Field(max_length=DAY_OFF_REASON_MAX_LENGTH),
+    _no_control_characters(_TEXT_ALLOWED_CONTROLS),
+    WithJsonSchema(
+        {"type": "string", "maxLength": DAY_OFF_REASON_MAX_LENGTH, "pattern": _TEXT_PATTERN}
+    ),
+]
+
+
+def _iso_moment(value: object) -> object:
+    # Only text, read as the CLI reads --at (core.dates.moment_parse): pydantic's lax parsing
+    # would take 1733529600 for a Unix time.
+    if value is None:
+        return value
+    if not isinstance(value, str) or len(value) > MOMENT_MAX_LENGTH:
+        raise ValueError(f"a moment is ISO 8601 text of at most {MOMENT_MAX_LENGTH} characters")
+    try:
+        return moment_arg(value, name="at")
+    except InvalidInput as exc:
+        raise ValueError(str(exc)) from None
+
+
+Moment = Annotated[
+    dt.datetime,
+    BeforeValidator(_iso_moment),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "maxLength": MOMENT_MAX_LENGTH,
+            "description": "ISO 8601 (Africa/Nairobi without an offset) or YYYYMMDDHHMMSS, "
+            f"{DAY_MIN} .. {DAY_MAX}",
+            "example": "2026-03-10T10:15:00+03:00",
+        }
+    ),
+]
+Percentage = Annotated[Decimal, WithJsonSchema({"type": "number", "description": "0 to 100"})]
+
+
+class VehicleOut(Schema):
+    vehicle_id: str
+    mpesa_account: str
+    is_active: bool
+    status: str = Field(description="set by an operator: Available, Charging, Maintenance, Offline")
+    status_now: str = Field(
+        description="the legacy status now: the operator's when out of service, else Subbed, "
+        "Assigned or Available from the assignments"
+    )
+    driver_id: str | None = Field(description="the driver on duty now")
+    driver_name: str | None
+    substitute: bool = Field(description="the driver on duty is a substitute covering it")
+
+
+class VehiclePage(Schema):
+    count: int
+    limit: int
+    offset: int
+    items: list[VehicleOut]
+
+
+class VehicleStatusIn(_Body):
+    status: VehicleStatusText
+    reason: ReasonText = Field(description="required (audit trail)")
+
+
+class AssignmentOut(Schema):
+    id: int
+    vehicle_id: str
+    driver_id: str
+    driver_name: str
+    substitute: bool = Field(description="a substitute's cover (always has both ends)")
+    starts_at: dt.datetime | None = Field(description="null: since before history was kept")
+    ends_at: dt.datetime | None = Field(description="exclusive; null: still running")
+    reason: str
+    created_by: str
+    ended_by: str
+    created_at: dt.datetime
+
+
+class AssignmentPage(Schema):
+    count: int
+    limit: int
+    offset: int
+    items: list[AssignmentOut]
+
+
+class AssignIn(_Body):
+    # Required, null included: a forgotten key must not take the vehicle from its driver.
+    driver_id: DriverId | None = Field(description="the driver taking over; null: nobody")
+    at: Moment | None = Field(None, description="from when; default now")
+    reason: ReasonText = ""
+
+
+class AssignOut(Schema):
+    vehicle: VehicleOut
+    assignment: AssignmentOut | None = Field(description="the new assignment; null: unassigned")
+
+
+class SubstituteIn(_Body):
+    name: NameText
+    mpesa_number: PhoneText = Field(description="07XXXXXXXX, 2547XXXXXXXX, +2547…, 01…")
+    daily_target: AmountText | None = Field(None, description='own target; null or "0": fleet')
+    fare_percentage: PercentageText | None = Field(None, description="own; null: the fleet's")
+
+
+class SubstituteOut(Schema):
+    driver_id: str
+    name: str
+    mpesa_number: str
+    daily_target: Money | None = Field(description="null or 0: the fleet's")
+    fare_percentage: Percentage | None = Field(description="null or 0: the fleet's")
+    status: str
+    covers: list[AssignmentOut] = Field(description="covers not yet over, earliest first")
+
+
+class SubstitutePage(Schema):
+    count: int
+    limit: int
+    offset: int
+    items: list[SubstituteOut]
+
+
+class CoverIn(_Body):
+    vehicle_id: VehicleId
+    date_from: BusinessDay = Field(alias="from", description="the first business day")
+    date_to: BusinessDay | None = Field(None, alias="to", description="the last; default: from")
+    reason: ReasonText = ""
+
+
+class DayOffOut(Schema):
+    day: dt.date
+    driver_id: str
+    driver_name: str
+    reason: str
+    period_id: int | None = Field(description="the roster period that gave it, if any")
+    created_by: str
+
+
+class RosterPeriodOut(Schema):
+    id: int
+    date_from: dt.date = Field(alias="from")
+    date_to: dt.date = Field(alias="to")
+    created_by: str
+    created_at: dt.datetime
+
+
+class RosterOut(Schema):
+    date_from: dt.date = Field(alias="from")
+    date_to: dt.date = Field(alias="to")
+    days_off: list[DayOffOut] = Field(description="by day, then driver")
+    periods: list[RosterPeriodOut] = Field(description="the roster periods overlapping from..to")
+
+
+class RosterGenerateIn(_Body):
+    date_from: BusinessDay = Field(alias="from")
+    date_to: BusinessDay = Field(alias="to", description="at most 366 days after from")
+
+
+class DayOffIn(_Body):
+    reason: DayOffReasonText = ""
+
+
+class DayOffStateOut(Schema):
+    driver_id: str
+    day: dt.date
+    off: bool
+    day_off: DayOffOut | None
+
+
+@api.get("/vehicles", response={200: VehiclePage, **_errors()}, tags=["vehicles"])
+def vehicle_list(request: HttpRequest, limit: Limit = 100, offset: Offset = 0) -> Any:
+    """Every vehicle with its status now and the driver on duty now."""
+    return selectors.vehicle_list(limit=limit, offset=offset)
+
+
+@api.post(
+    "/vehicles/{vehicle_id}/status",
+    response={200: VehicleOut, **_errors(403, 404, 413)},
+    tags=["vehicles"],
+)
+def vehicle_status_set(request: HttpRequest, vehicle_id: VehiclePath, body: VehicleStatusIn) -> Any:
+    """Set the vehicle's status (Available, Charging, Maintenance or Offline), with a reason;
+    the change is kept with who and when. Needs fleet.change_vehicle."""
+    actor = _acting(request, roles.MANAGE_VEHICLES)
+    vehicle = vehicle_status_change(
+        vehicle_id=vehicle_id, status=body.status, actor=actor, reason=body.reason
+    )
+    return selectors.vehicle_detail(vehicle_id=vehicle.vehicle_id)
+
+
+@api.get(
+    "/vehicles/{vehicle_id}/assignments",
+    response={200: AssignmentPage, **_errors(404)},
+    tags=["vehicles"],
+)
+def vehicle_assignments(
+    request: HttpRequest, vehicle_id: VehiclePath, limit: Limit = 100, offset: Offset = 0
+) -> Any:
+    """Who drove the vehicle from when to when (substitutes' covers included), oldest first."""
+    return selectors.assignment_list(limit=limit, offset=offset, vehicle_id=vehicle_id)
+
+
+@api.post(
+    "/vehicles/{vehicle_id}/assign",
+    response={200: AssignOut, **_errors(403, 404, 409, 413)},
+    tags=["vehicles"],
+)
+def vehicle_assign(request: HttpRequest, vehicle_id: VehiclePath, body: AssignIn) -> Any:
+    """Hand the vehicle over to a driver (null: to nobody) from `at` (default now). A start in
+    the past is refused where fares paid to the vehicle since are credited to somebody else.
+    Needs fleet.change_vehicle."""
+    actor = _acting(request, roles.MANAGE_VEHICLES)
+    made = vehicle_assign_by(
+        vehicle_id=vehicle_id, driver_id=body.driver_id, actor=actor, reason=body.reason, at=body.at
+    )
+    return {
+        "vehicle": selectors.vehicle_detail(vehicle_id=vehicle_id),
+        "assignment": selectors.assignment_dict(made) if made is not None else None,
+    }
+
+
+@api.post("/substitutes", response={200: SubstituteOut, **_errors(403, 413)}, tags=["substitutes"])
+def substitute_add(request: HttpRequest, body: SubstituteIn) -> Any:
+    """A new substitute driver (their own id and M-Pesa number; target and percentage default
+    to the fleet's). Needs fleet.add_driver."""
+    actor = _acting(request, roles.ADD_SUBSTITUTE)
+    substitute = substitute_create(
+        name=substitute_name_arg(body.name),
+        mpesa_number=body.mpesa_number,
+        actor=actor,
+        daily_target=daily_target_arg(body.daily_target),
+        fare_percentage=fare_percentage_arg(body.fare_percentage),
+    )
+    return selectors.substitute_dict(substitute, [])
+
+
+@api.get("/substitutes", response={200: SubstitutePage, **_errors()}, tags=["substitutes"])
+def substitute_list(request: HttpRequest, limit: Limit = 100, offset: Offset = 0) -> Any:
+    """Substitute drivers, with their covers not yet over."""
+    return selectors.substitute_list(limit=limit, offset=offset)
+
+
+@api.post(
+    "/substitutes/{driver_id}/cover",
+    response={200: AssignmentOut, **_errors(403, 404, 409, 413)},
+    tags=["substitutes"],
+)
+def substitute_cover(request: HttpRequest, driver_id: DriverPath, body: CoverIn) -> Any:
+    """The substitute drives the vehicle for business days from..to (from the opening of the
+    first to the close of the last); an overlap with another cover of the vehicle or of the
+    substitute is a 409. Needs fleet.change_vehicle."""
+    actor = _acting(request, roles.MANAGE_VEHICLES)
+    cover = substitute_assign_by(
+        vehicle_id=body.vehicle_id,
+        substitute_id=driver_id,
+        date_from=body.date_from,
+        date_to=body.date_to,
+        actor=actor,
+        reason=body.reason,
+    )
+    return selectors.assignment_dict(cover)
+
+
+@api.get("/roster", response={200: RosterOut, **_errors()}, by_alias=True, tags=["roster"])
+def roster_view(request: HttpRequest, date_from: FromDay = None, date_to: ToDay = None) -> Any:
+    """Days off from..to (default: two weeks from today's business day; at most 366 days) and
+    the roster periods overlapping them. A driver off is paused that day: no miss, no new debt."""
+    return selectors.roster_show(date_from=date_from, date_to=date_to)
+
+
+@api.post(
+    "/roster/generate",
+    response={200: RosterOut, **_errors(403, 413)},
+    by_alias=True,
+    tags=["roster"],
+)
+def roster_generate(request: HttpRequest, body: RosterGenerateIn) -> Any:
+    """A roster period from..to with a day off on each active driver's preferred weekday (days
+    already off stay as they are); answers the roster of those days. Needs fleet.change_driver."""
+    actor = _acting(request, roles.MANAGE_ROSTER)
+    roster_generate_by(date_from=body.date_from, date_to=body.date_to, actor=actor)
+    return selectors.roster_show(date_from=body.date_from, date_to=body.date_to)
+
+
+def _day_off_state(driver_id: str, day: dt.date) -> dict[str, Any]:
+    # What the service left, whatever it was before (setting a day off twice changes nothing).
+    roster = selectors.roster_show(date_from=day, date_to=day)
+    canonical = driver_get(ref=driver_id).driver_id
+    mine = [row for row in roster["days_off"] if row["driver_id"] == canonical]
+    return {"driver_id": canonical, "day": day, "off": bool(mine), "day_off": (mine or [None])[0]}
+
+
+@api.put(
+    "/drivers/{driver_id}/days-off/{day}",
+    response={200: DayOffStateOut, **_errors(403, 404, 413)},
+    tags=["roster"],
+)
+def day_off_put(
+    request: HttpRequest, driver_id: DriverPath, day: DayPath, body: DayOffIn | None = None
+) -> Any:
+    """The driver is off that business day (no miss, no new debt at its close). Needs
+    fleet.change_driver."""
+    actor = _acting(request, roles.MANAGE_ROSTER)
+    body = body or DayOffIn.model_validate({})
+    day_off_set_by(driver_id=driver_id, day=day, off=True, actor=actor, reason=body.reason)
+    return _day_off_state(driver_id, day)
+
+
+@api.delete(
+    "/drivers/{driver_id}/days-off/{day}",
+    response={200: DayOffStateOut, **_errors(403, 404)},
+    tags=["roster"],
+)
+def day_off_delete(request: HttpRequest, driver_id: DriverPath, day: DayPath) -> Any:
+    """The driver works that business day after all. Needs fleet.change_driver."""
+    actor = _acting(request, roles.MANAGE_ROSTER)
+    day_off_set_by(driver_id=driver_id, day=day, off=False, actor=actor)
+    return _day_off_state(driver_id, day)

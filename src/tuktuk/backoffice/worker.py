@@ -1,8 +1,9 @@
 """The background worker: replays stalled callbacks, runs the scheduled reconciliation (every N
 hours and before each day close), emails discrepancy alerts, recovers missed C2B payments from
 M-Pesa's Pull Transactions list (hourly), closes business days when due, catching up day by day
-after downtime, and archives old callbacks and events once a day. Network calls (Daraja, email)
-happen outside transactions.
+after downtime, archives old callbacks and events once a day, and sends driver SMS (queued
+by the back office, or derived from what committed). Network calls (Daraja, email, SMS) happen
+outside transactions.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from django.db import DatabaseError
 
 from tuktuk.backoffice.alerts import alert_safely, discrepancy_alert_send, payout_failure_alert_send
 from tuktuk.backoffice.pull import pull_enabled, pull_scheduled
+from tuktuk.backoffice.reports.services import report_email_send, reports_due_store
 from tuktuk.backoffice.retention import records_archive
 from tuktuk.backoffice.schedule import schedule_claim
+from tuktuk.backoffice.sms.worker import SmsWorkerState, sms_pass
 from tuktuk.fleet.models import FleetSettings
 from tuktuk.ledger.day_close import DayCloseNotReady, day_close_run, days_due
 from tuktuk.ledger.reconciliation import drivers_balance_reconcile
@@ -37,6 +40,7 @@ class WorkerState:
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     # Kept between passes so the OAuth token is cached until shortly before it expires.
     client: daraja.DarajaClient | None = None
+    sms: SmsWorkerState = field(default_factory=SmsWorkerState)
 
 
 def _payouts(state: WorkerState) -> dict[str, Any]:
@@ -83,6 +87,34 @@ def _archive_safely() -> dict[str, Any]:
         return {"failed": f"{type(exc).__name__}: {exc}"}
 
 
+def _reports_safely() -> list[dict[str, Any]]:
+    """The daily (and on Sundays weekly) report, stored once after the close and emailed to
+    the alert recipients (backoffice/reports): a failure here never stops the other jobs."""
+    done: list[dict[str, Any]] = []
+    try:
+        for stored in reports_due_store(actor="worker"):
+            sent = alert_safely(report_email_send, report=stored)
+            done.append({"report": str(stored), "emailed": sent})
+    except DatabaseError:
+        raise  # a lost connection fails the pass: the worker logs it and reconnects
+    except Exception as exc:
+        logger.exception("storing the daily report failed")
+        done.append({"failed": f"{type(exc).__name__}: {exc}"})
+    return done
+
+
+def _sms_safely(state: WorkerState) -> dict[str, Any]:
+    """Driver SMS (backoffice.sms), last in the pass: an SMS outage or bug never stops payouts
+    or the day close."""
+    try:
+        return sms_pass(state=state.sms, worker=state.worker_id)
+    except DatabaseError:
+        raise  # a lost connection fails the pass: the worker logs it and reconnects
+    except Exception as exc:
+        logger.exception("the SMS pass failed")
+        return {"failed": f"{type(exc).__name__}: {exc}"}
+
+
 def worker_tick(state: WorkerState) -> dict[str, Any]:
     """One pass of everything that is due. Safe to run from several workers at once."""
     report: dict[str, Any] = {"replayed": callbacks_replay(), "payouts": _payouts(state)}
@@ -108,5 +140,9 @@ def worker_tick(state: WorkerState) -> dict[str, Any]:
         report["reconciliation"] = _reconcile_and_alert(why="scheduled")
     if schedule_claim(name="archive", every=dt.timedelta(days=1)):
         report["archive"] = _archive_safely()
+    reports = _reports_safely()
+    if reports:
+        report["reports"] = reports
+    report["sms"] = _sms_safely(state)
     state.report = report
     return report

@@ -64,7 +64,18 @@ class EventTitle(models.TextChoices):
     VEHICLE_STATUS_CHANGED = "Vehicle Status Changed"
     VEHICLE_ASSIGNED = "Vehicle Assigned"
     SUBSTITUTE_ASSIGNED = "Substitute Assigned"
+    SUBSTITUTE_ADDED = "Substitute Added"
     ROSTER_CHANGED = "Roster Changed"
+    # Driver SMS and the driver portal (issue 14).
+    SMS_QUEUED = "SMS Queued By Operator"
+    SMS_RETRIED = "SMS Retried By Operator"
+    SMS_GATEWAY_OUTAGE = "SMS Gateway Refusing Messages"
+    DRIVER_PIN_SET = "Driver PIN Set"
+    DRIVER_PIN_CHANGED = "Driver PIN Changed By Driver"
+    DRIVER_LOGIN_CODE_SENT = "Driver Login Code Sent"
+    DRIVER_UNLOCKED = "Driver Portal Unlocked"
+    DRIVER_PROBLEM_REPORTED = "Driver Reported A Problem"
+    DRIVER_PROBLEM_RESOLVED = "Driver Problem Resolved"
 
 
 class Event(models.Model):

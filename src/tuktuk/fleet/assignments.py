@@ -180,9 +180,9 @@ def vehicle_status_now(*, vehicle: Vehicle, at: dt.datetime | None = None) -> st
         return vehicle.status
     moment = at or timezone.now()
     kinds = set(
-        Assignment.objects.filter(_covering(moment), vehicle=vehicle).values_list(
-            "substitute", flat=True
-        )
+        Assignment.objects.filter(
+            _covering(moment), vehicle=vehicle, driver__is_active=True
+        ).values_list("substitute", flat=True)
     )
     if True in kinds:
         return VehicleStatus.SUBBED

@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Length, Trim, Upper
 from django.db.models.lookups import Exact, GreaterThanOrEqual
+from django.utils import timezone
 
 from tuktuk.core.money import MoneyField
 
@@ -29,6 +30,45 @@ def resolve_override(override: str, global_value: bool) -> bool:
     if override == Override.DISABLE:
         return False
     return global_value
+
+
+SMS_TEMPLATE_FARE_CREDITED = (
+    "TukTuk: fare KES {amount} at {time} ({vehicle}), your share KES {share}. "
+    "Today KES {balance} of {target}, KES {left} to go."
+)
+SMS_TEMPLATE_PAYOUT_SENT = (
+    "TukTuk: KES {amount} sent to your M-Pesa {phone_tail}, receipt {receipt}."
+)
+SMS_TEMPLATE_REMINDER = (
+    "TukTuk: at {time} you have KES {balance} of today's KES {target} target, KES {left} to go."
+)
+SMS_TEMPLATE_DAY_CLOSE = (
+    "TukTuk: {day} closed at KES {closing} of KES {target} ({result}). "
+    "Next day opens at KES {carried_over}."
+)
+
+
+def times_of_day_parse(text: str) -> list[dt.time]:
+    """'13:00,18:00, 22:00' → the times, sorted, each once; ValueError names a bad one."""
+    times: set[dt.time] = set()
+    for part in str(text or "").split(","):
+        item = part.strip()
+        if not item:
+            continue
+        try:
+            hours, minutes = item.split(":")
+            moment = dt.time(int(hours), int(minutes))
+        except ValueError:
+            raise ValueError(f"{item!r} is not a time of day like 13:00") from None
+        times.add(moment)
+    return sorted(times)
+
+
+def validate_times_of_day(value: str) -> None:
+    try:
+        times_of_day_parse(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
 
 
 class FleetSettings(models.Model):
@@ -53,6 +93,36 @@ class FleetSettings(models.Model):
         blank=True, help_text="Comma-separated emails, in addition to TUKTUK_ALERT_EMAILS."
     )
     discrepancy_review_threshold = MoneyField(default=Decimal("1000.00"))
+    # Driver SMS (tuktuk.backoffice.sms; docs/driver-portal-and-sms.md). Templates name their
+    # values in braces; the placeholders each message knows are listed in its help text.
+    sms_fare_credited = models.BooleanField(
+        "SMS on every fare",
+        default=False,
+        help_text="Text the driver on every fare credited. Off by default: every SMS costs money.",
+    )
+    sms_reminder_times = models.CharField(
+        "target reminder times",
+        max_length=100,
+        default="13:00,18:00,22:00",
+        blank=True,
+        validators=[validate_times_of_day],
+        help_text="Comma-separated HH:MM (local time): drivers below target are reminded then. "
+        "Empty: no reminders.",
+    )
+    sms_template_fare_credited = models.TextField(
+        default=SMS_TEMPLATE_FARE_CREDITED,
+        help_text="{amount} {time} {vehicle} {share} {balance} {target} {left} {trans_id}",
+    )
+    sms_template_payout_sent = models.TextField(
+        default=SMS_TEMPLATE_PAYOUT_SENT, help_text="{amount} {receipt} {phone_tail}"
+    )
+    sms_template_reminder = models.TextField(
+        default=SMS_TEMPLATE_REMINDER, help_text="{time} {balance} {target} {left} {name}"
+    )
+    sms_template_day_close = models.TextField(
+        default=SMS_TEMPLATE_DAY_CLOSE,
+        help_text="{day} {closing} {target} {result} {carried_over} {name}",
+    )
 
     class Meta:
         verbose_name = "fleet settings"
@@ -208,6 +278,9 @@ class Driver(models.Model):
     is_substitute = models.BooleanField(default=False, db_default=False)
     # 0 = Monday … 6 = Sunday; the roster generator marks these days off.
     preferred_day_off = models.PositiveSmallIntegerField(null=True, blank=True)
+    # The driver asked for no notifications by SMS (fares, payouts, reminders, day closes,
+    # broadcasts); a one-time login code the driver asks for is still sent.
+    sms_opt_out = models.BooleanField("no SMS", default=False, db_default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -356,8 +429,15 @@ class Assignment(models.Model):
         ]
 
     def __str__(self) -> str:
-        kind = "substitute" if self.substitute else "driver"
-        return f"{self.vehicle_id} {kind} {self.driver_id} {self.starts_at}–{self.ends_at}"
+        # Read by operators (an overlap error names it): ids and Nairobi times, not keys.
+        def local(moment: dt.datetime | None, empty: str) -> str:
+            return f"{timezone.localtime(moment):%Y-%m-%d %H:%M}" if moment else empty
+
+        kind = "substitute cover" if self.substitute else "assignment"
+        return (
+            f"{kind} of {self.vehicle.vehicle_id} to {self.driver.driver_id} "
+            f"{local(self.starts_at, 'from the start')}–{local(self.ends_at, 'open')}"
+        )
 
 
 class RosterPeriod(models.Model):

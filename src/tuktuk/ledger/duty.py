@@ -13,12 +13,13 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from tuktuk.core import events
 from tuktuk.core.dates import day_parse
-from tuktuk.core.errors import InvalidInput, NotFound, require_reason
+from tuktuk.core.errors import Conflict, InvalidInput, NotFound, require_reason
 from tuktuk.fleet import assignments
 from tuktuk.fleet.models import Assignment, DayOff, Driver, FleetSettings, RosterPeriod, Vehicle
 from tuktuk.fleet.phone import InvalidPhoneNumber, normalize_msisdn
@@ -36,15 +37,24 @@ def vehicle_locked(vehicle_id: str) -> Vehicle:
 
 
 def _fares_since(
-    vehicle: Vehicle, start: dt.datetime, end: dt.datetime | None, *, other_than: Driver | None
+    vehicle_pk: int,
+    start: dt.datetime,
+    end: dt.datetime | None,
+    *,
+    other_than: Driver | None = None,
+    credited_to: Driver | None = None,
 ) -> int:
-    fares = Transaction.objects.filter(
-        vehicle=vehicle, status=TransactionStatus.COMPLETED, mpesa_time__gte=start
+    # A fare without an M-Pesa time was given to whoever was on duty when it was received.
+    paid_at = Coalesce("mpesa_time", "received_at")
+    fares = Transaction.objects.annotate(paid_at=paid_at).filter(
+        vehicle_id=vehicle_pk, status=TransactionStatus.COMPLETED, paid_at__gte=start
     )
     if end is not None:
-        fares = fares.filter(mpesa_time__lt=end)
+        fares = fares.filter(paid_at__lt=end)
     if other_than is not None:
         fares = fares.exclude(driver=other_than)
+    if credited_to is not None:
+        fares = fares.filter(driver=credited_to)
     return fares.count()
 
 
@@ -53,12 +63,31 @@ def _not_over_posted_fares(
 ) -> None:
     # Checked whatever `start` is: under the vehicle lock it also catches a fare whose M-Pesa
     # time is after a planned handover and that was posted before it.
-    posted = _fares_since(vehicle, start, end, other_than=driver)
+    posted = _fares_since(vehicle.pk, start, end, other_than=driver)
     if posted:
         raise InvalidInput(
             f"{posted} fare(s) paid to {vehicle.vehicle_id} since {timezone.localtime(start)} "
             "are already credited to another driver; start the assignment after them"
         )
+
+
+def _not_taken_from_under_fares(driver: Driver, moment: dt.datetime, *, leaving: Vehicle) -> None:
+    """Handing a driver a vehicle from `moment` ends their assignment elsewhere at `moment`:
+    refused when that one began later, or when fares on it since then are theirs."""
+    elsewhere = Assignment.objects.filter(
+        driver=driver, substitute=False, ends_at__isnull=True
+    ).exclude(vehicle=leaving)
+    for other in elsewhere.select_related("vehicle"):
+        if other.starts_at is not None and other.starts_at > moment:
+            raise Conflict(
+                f"{driver.driver_id} drives {other.vehicle.vehicle_id} only from "
+                f"{timezone.localtime(other.starts_at):%Y-%m-%d %H:%M}; hand over after that"
+            )
+        if _fares_since(other.vehicle_id, moment, None, credited_to=driver):
+            raise InvalidInput(
+                f"{driver.driver_id} has fares on {other.vehicle.vehicle_id} since "
+                f"{timezone.localtime(moment):%Y-%m-%d %H:%M}; hand over after them"
+            )
 
 
 def vehicle_assign_by(
@@ -75,16 +104,23 @@ def vehicle_assign_by(
     driver = driver_get(ref=driver_id) if driver_id else None
     with transaction.atomic():
         vehicle = vehicle_locked(vehicle_id)
+        if not vehicle.is_active:
+            raise Conflict(f"{vehicle.vehicle_id} is not in service (inactive)")
         _not_over_posted_fares(vehicle, moment, None, driver)
+        if driver is not None:
+            _not_taken_from_under_fares(driver, moment, leaving=vehicle)
+        previous = assignments.driver_on_duty(vehicle_pk=vehicle.pk, moment=moment)
         made = assignments.vehicle_assign(
             vehicle=vehicle, driver=driver, at=moment, actor=actor, reason=reason
         )
+    lost = Driver.objects.filter(pk=previous).first() if previous else None
     events.event_record(
         title=events.EventTitle.VEHICLE_ASSIGNED,
-        driver=driver,
+        driver=driver or lost,
         actor=actor,
         message=f"{vehicle.vehicle_id} "
         + (f"assigned to {driver.driver_id}" if driver else "unassigned")
+        + (f" (was {lost.driver_id})" if lost and lost != driver else "")
         + f" from {timezone.localtime(moment):%Y-%m-%d %H:%M}"
         + (f": {reason}" if reason else ""),
         data={"vehicle": vehicle.vehicle_id, "at": moment.isoformat()},
@@ -148,6 +184,8 @@ def substitute_create(
     fleet's (empty)."""
     if not name.strip():
         raise InvalidInput("a substitute needs a name")
+    if len(name.strip()) > Driver._meta.get_field("name").max_length:  # type: ignore[operator]
+        raise InvalidInput("the name is too long")
     try:
         number = normalize_msisdn(mpesa_number)
     except InvalidPhoneNumber as exc:
@@ -156,17 +194,25 @@ def substitute_create(
         raise InvalidInput("the daily target cannot be negative")
     if fare_percentage is not None and not 0 <= fare_percentage <= 100:
         raise InvalidInput("the fare percentage is between 0 and 100")
-    [driver_id] = driver_ids_next(count=1)
-    substitute = Driver.objects.create(
-        driver_id=driver_id,
-        name=name.strip(),
-        mpesa_number=number,
-        is_substitute=True,
-        daily_target=daily_target,
-        fare_percentage=fare_percentage,
-    )
+    for attempt in range(5):
+        [driver_id] = driver_ids_next(count=1)
+        try:
+            with transaction.atomic():
+                substitute = Driver.objects.create(
+                    driver_id=driver_id,
+                    name=name.strip(),
+                    mpesa_number=number,
+                    is_substitute=True,
+                    daily_target=daily_target,
+                    fare_percentage=fare_percentage,
+                )
+            break
+        except IntegrityError:
+            # Another driver took the same next id at the same moment: draw again.
+            if attempt == 4:
+                raise Conflict("could not draw a free driver id; try again") from None
     events.event_record(
-        title=events.EventTitle.SUBSTITUTE_ASSIGNED,
+        title=events.EventTitle.SUBSTITUTE_ADDED,
         driver=substitute,
         actor=actor,
         message=f"substitute {driver_id} {substitute.name} added",
@@ -179,6 +225,8 @@ def vehicle_status_change(*, vehicle_id: str, status: str, actor: str, reason: s
     with transaction.atomic():
         vehicle = vehicle_locked(vehicle_id)
         old = vehicle.status
+        if status.strip().title() == old:
+            return vehicle  # nothing changes: no history row, no event
         vehicle = assignments.vehicle_status_set(
             vehicle=vehicle, status=status.strip().title(), actor=actor, reason=reason
         )
@@ -198,7 +246,8 @@ def roster_generate_by(
     last = day_parse(date_to, name="to")
     if first is None or last is None:
         raise InvalidInput("a roster needs its first and last day")
-    period = assignments.roster_generate(starts_on=first, ends_on=last, actor=actor)
+    with transaction.atomic():  # the period and its days off, or nothing
+        period = assignments.roster_generate(starts_on=first, ends_on=last, actor=actor)
     events.event_record(
         title=events.EventTitle.ROSTER_CHANGED,
         actor=actor,
@@ -225,3 +274,32 @@ def day_off_set_by(
             + (f": {reason}" if reason else ""),
         )
     return DayOff.objects.filter(driver=driver, day=when).first()
+
+
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def preferred_day_off_set_by(*, driver_id: str, weekday: int | None, actor: str) -> Driver:
+    """The weekday the roster generator gives the driver off (0 = Monday … 6 = Sunday; None:
+    none). Days already on the roster stay as they are."""
+    if weekday is not None and not 0 <= weekday <= 6:
+        raise InvalidInput("the preferred day off is a weekday, 0 (Monday) to 6 (Sunday)")
+    driver = driver_get(ref=driver_id)
+    old = driver.preferred_day_off
+    if old == weekday:
+        return driver
+    Driver.objects.filter(pk=driver.pk).update(preferred_day_off=weekday, updated_at=timezone.now())
+    driver.refresh_from_db()
+    events.event_record(
+        title=events.EventTitle.ROSTER_CHANGED,
+        driver=driver,
+        actor=actor,
+        message=f"{driver.driver_id} preferred day off: {_weekday_name(old)} → "
+        f"{_weekday_name(weekday)}",
+        data={"preferred_day_off": weekday, "was": old},
+    )
+    return driver
+
+
+def _weekday_name(weekday: int | None) -> str:
+    return "none" if weekday is None else WEEKDAYS[weekday]

@@ -1,8 +1,13 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.models import Group, User
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from unfold.admin import ModelAdmin
+from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
 from tuktuk.backoffice.admin_utils import ReadOnlyAdmin
 from tuktuk.backoffice.api_auth import api_tokens_revoke
@@ -43,3 +48,21 @@ class ApiTokenAdmin(ReadOnlyAdmin):
             actor=request.user.get_username(),
         )
         self.message_user(request, f"{count} API token(s) revoked.", messages.SUCCESS)
+
+
+# Django's own user and group admins, in the theme's forms (django.contrib.auth registered
+# them on the same site before ours were imported).
+admin.site.unregister(User)
+admin.site.unregister(Group)
+
+
+@admin.register(User)
+class UserAdmin(BaseUserAdmin, ModelAdmin):
+    form = UserChangeForm
+    add_form = UserCreationForm
+    change_password_form = AdminPasswordChangeForm
+
+
+@admin.register(Group)
+class GroupAdmin(BaseGroupAdmin, ModelAdmin):
+    pass

@@ -14,9 +14,10 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
+from unfold.admin import ModelAdmin
 
 from tuktuk.backoffice import roles
-from tuktuk.backoffice.admin_utils import ReadOnlyAdmin, action_reason
+from tuktuk.backoffice.admin_utils import ReadOnlyAdmin, TotalsMixin, action_reason
 from tuktuk.backoffice.deposit_report import deposit_report
 from tuktuk.backoffice.errors import admin_error
 from tuktuk.backoffice.responses import deposit_report_csv_response
@@ -54,7 +55,7 @@ from tuktuk.ledger.uncaptured import DEPOSIT_SHARE, SEND_SHARE, uncaptured_assig
 
 
 @admin.register(Transaction)
-class TransactionAdmin(ReadOnlyAdmin):
+class TransactionAdmin(TotalsMixin, ReadOnlyAdmin):
     list_display = [
         "trans_id",
         "transaction_type",
@@ -70,14 +71,20 @@ class TransactionAdmin(ReadOnlyAdmin):
     list_filter = ["status", "transaction_type", "source", "business_day"]
     search_fields = ["trans_id", "account_reference", "payer_msisdn", "driver__driver_id"]
     list_select_related = ["driver"]
+    totals = [
+        ("amount", "Amount"),
+        ("driver_share", "Driver share"),
+        ("target_contribution", "Target contribution"),
+    ]
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(ReadOnlyAdmin):
+class LedgerEntryAdmin(TotalsMixin, ReadOnlyAdmin):
     list_display = ["id", "driver", "business_day", "kind", "amount", "transaction", "note"]
     list_filter = ["kind", "business_day"]
     search_fields = ["driver__driver_id", "transaction__trans_id"]
     list_select_related = ["driver", "transaction"]
+    totals = [("amount", "Amount")]
 
 
 @admin.register(DayClose)
@@ -92,8 +99,10 @@ class DayCloseAdmin(ReadOnlyAdmin):
         "carried_over",
         "consecutive_misses",
         "flagged_for_review",
+        "paused",
     ]
-    list_filter = ["business_day", "target_met", "flagged_for_review"]
+    # Paused: off on the roster, no vehicle all day, or away (docs/who-drives.md).
+    list_filter = ["business_day", "target_met", "paused", "flagged_for_review"]
     search_fields = ["driver__driver_id", "driver__name"]
 
 
@@ -124,7 +133,7 @@ class AdjustmentForm(forms.ModelForm):
 
 
 @admin.register(Adjustment)
-class AdjustmentAdmin(admin.ModelAdmin):
+class AdjustmentAdmin(ModelAdmin):
     form = AdjustmentForm
     list_display = [
         "created_at",
@@ -270,7 +279,7 @@ class MissedPaymentForm(forms.ModelForm):
 
 
 @admin.register(MissedPayment)
-class MissedPaymentAdmin(admin.ModelAdmin):
+class MissedPaymentAdmin(ModelAdmin):
     form = MissedPaymentForm
     list_display = ["created_at", "trans_id", "amount", "vehicle", "state", "recorded_by", "detail"]
     list_filter = ["state"]
@@ -411,7 +420,7 @@ SETTINGS_FIELDS = ("required", "initial_amount", "allow_target_deduction")
 
 
 @admin.register(DepositAccount)
-class DepositAccountAdmin(admin.ModelAdmin):
+class DepositAccountAdmin(ModelAdmin):
     """Deposit settings, changed only through deposit_settings_set (an event names the actor);
     the balance is the deposit book's. Adding one sets up a driver's deposit settings."""
 

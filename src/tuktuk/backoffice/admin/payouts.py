@@ -5,9 +5,10 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from unfold.contrib.filters.admin import RangeDateFilter
 
 from tuktuk.backoffice import roles
-from tuktuk.backoffice.admin_utils import ReadOnlyAdmin
+from tuktuk.backoffice.admin_utils import ReadOnlyAdmin, TotalsMixin
 from tuktuk.backoffice.errors import admin_error
 from tuktuk.core.errors import OperatorError
 from tuktuk.payouts.models import Payout
@@ -15,7 +16,7 @@ from tuktuk.payouts.services import payout_retry, payouts_release
 
 
 @admin.register(Payout)
-class PayoutAdmin(ReadOnlyAdmin):
+class PayoutAdmin(TotalsMixin, ReadOnlyAdmin):
     list_display = [
         "created_at",
         "driver",
@@ -27,7 +28,11 @@ class PayoutAdmin(ReadOnlyAdmin):
         "receipt",
         "result_code",
     ]
-    list_filter = ["state", "kind"]
+    # The business day of the fare a share pays for: the dashboard's driver-share figures link
+    # here with transaction__business_day=D (a filter on it is what allows that lookup).
+    list_filter = ["state", "kind", ("transaction__business_day", RangeDateFilter)]
+    list_filter_submit = True
+    totals = [("amount", "Amount")]
     search_fields = [
         "originator_conversation_id",
         "conversation_id",
