@@ -1,5 +1,6 @@
 """One mapping of operator errors to what each edge shows: the HTTP status of the JSON API,
-the CLI's exit code, and the admin's message level. Services raise tuktuk.core.errors kinds;
+the CLI's exit code, the admin's message level, and the exception type the legacy calls
+(/api/method/, backoffice.frappe) name as Frappe would. Services raise tuktuk.core.errors kinds;
 views, commands and admin actions never re-map them by hand."""
 
 from __future__ import annotations
@@ -17,16 +18,28 @@ class ErrorShape:
     http_status: int
     cli_exit: int
     admin_level: int
+    frappe_exc_type: str
 
 
 # CLI exit 1 is kept for "discrepancies remain" (the legacy reconcile tools' contract).
 _SHAPES: dict[type[OperatorError], ErrorShape] = {
-    InvalidInput: ErrorShape(http_status=400, cli_exit=2, admin_level=messages.ERROR),
-    NotFound: ErrorShape(http_status=404, cli_exit=3, admin_level=messages.ERROR),
-    NotAllowed: ErrorShape(http_status=403, cli_exit=4, admin_level=messages.ERROR),
-    Conflict: ErrorShape(http_status=409, cli_exit=5, admin_level=messages.WARNING),
+    InvalidInput: ErrorShape(
+        http_status=400, cli_exit=2, admin_level=messages.ERROR, frappe_exc_type="ValidationError"
+    ),
+    NotFound: ErrorShape(
+        http_status=404, cli_exit=3, admin_level=messages.ERROR, frappe_exc_type="DoesNotExistError"
+    ),
+    NotAllowed: ErrorShape(
+        http_status=403, cli_exit=4, admin_level=messages.ERROR, frappe_exc_type="PermissionError"
+    ),
+    Conflict: ErrorShape(
+        http_status=409,
+        cli_exit=5,
+        admin_level=messages.WARNING,
+        frappe_exc_type="TimestampMismatchError",
+    ),
 }
-_DEFAULT = ErrorShape(http_status=400, cli_exit=2, admin_level=messages.ERROR)
+_DEFAULT = _SHAPES[InvalidInput]
 
 
 def error_shape(error: OperatorError) -> ErrorShape:

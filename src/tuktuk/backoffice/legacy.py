@@ -3,9 +3,15 @@ from the ledger's typed results and used by the CLI, the JSON API, the admin and
 
 `reconcile_driver_balance`, `fix_driver_balance` and `reconcile_all_drivers_balances` answer
 with the legacy keys (driver_name, driver, old_balance, calculated_balance, discrepancy,
-transactions_count, from_datetime, message, …) and the legacy emoji messages, and add
-business_day, day_state, opening_balance, problems (money problems only) and information
+transactions_count, from_datetime, reconciled, message, …) and the legacy emoji messages, and
+add business_day, day_state, opening_balance, problems (money problems only) and information
 (harmless findings, such as a TransID delivered twice and posted once).
+
+The `frappe_*` functions at the end answer the legacy app's own HTTP calls
+(`/api/method/tuktuk_management.api.tuktuk.*`, backoffice.frappe) key for key: the legacy
+no-op answer of a fix, every checked driver in a mass check's results, the adjustment's sign in
+the message, `{"success": false, "error": …}` for what the legacy call reported as a failure,
+and a word in the message wherever TukTuk Ledger's answer means something else.
 """
 
 from __future__ import annotations
@@ -57,8 +63,10 @@ def check_message(snapshot: BalanceSnapshot) -> str:
     return discrepancy_message(snapshot.discrepancy)
 
 
-def snapshot_json(snapshot: BalanceSnapshot) -> dict[str, Any]:
-    opened = timezone.localtime(day_open_moment(snapshot.business_day, fleet=FleetSettings.load()))
+def snapshot_json(snapshot: BalanceSnapshot, fleet: FleetSettings | None = None) -> dict[str, Any]:
+    opened = timezone.localtime(
+        day_open_moment(snapshot.business_day, fleet=fleet or FleetSettings.load())
+    )
     return {
         "driver_name": snapshot.driver_id,
         "driver": snapshot.name,
@@ -67,6 +75,8 @@ def snapshot_json(snapshot: BalanceSnapshot) -> dict[str, Any]:
         "discrepancy": snapshot.discrepancy,
         "transactions_count": snapshot.transactions_count,
         "from_datetime": opened.strftime("%Y-%m-%d %H:%M:%S"),
+        # As in the legacy app, always false: a check reconciles nothing (a fix says `fixed`).
+        "reconciled": False,
         "message": check_message(snapshot),
         # Beyond the legacy keys:
         "business_day": snapshot.business_day.isoformat(),
@@ -213,3 +223,158 @@ def reconcile_all_drivers_balances(
             day=day_parse(date), auto_fix=auto_fix, reason=reason, actor=actor
         )
     )
+
+
+# The legacy app's calls over HTTP (backoffice.frappe) --------------------------------------
+
+LEGACY_NO_FIX_NEEDED = "✅ No fix needed - balance is already correct"
+# What each legacy call said when it failed: {"success": false, "error": "Failed to …: why"}.
+LEGACY_FAILURES = {
+    "reconcile_driver_balance": "Failed to reconcile balance",
+    "fix_driver_balance": "Failed to fix balance",
+    "reconcile_all_drivers_balances": "Failed to reconcile all drivers",
+}
+
+
+def frappe_error_json(function: str, why: str) -> dict[str, Any]:
+    return {"success": False, "error": f"{LEGACY_FAILURES.get(function, 'Failed')}: {why}"}
+
+
+def _carry_over_note(snapshot: BalanceSnapshot) -> str:
+    """Where our calculated balance means more than the legacy one: it counts what the day
+    opened with (debt carried over at the day close, or an imported opening balance)."""
+    if snapshot.opening_balance == 0:
+        return ""
+    return (
+        f" (TukTuk Ledger counts the {format_ksh(snapshot.opening_balance)} KSH the day opened "
+        "with, carried over at the day close or imported; the legacy formula left it out)"
+    )
+
+
+def frappe_check_json(snapshot: BalanceSnapshot, fleet: FleetSettings) -> dict[str, Any]:
+    answer = snapshot_json(snapshot, fleet)
+    answer["message"] += _carry_over_note(snapshot)
+    return answer
+
+
+def _no_fix_needed(snapshot: BalanceSnapshot) -> dict[str, Any]:
+    return {
+        "success": True,
+        "message": LEGACY_NO_FIX_NEEDED + _carry_over_note(snapshot),
+        "driver_name": snapshot.driver_id,
+        "balance": snapshot.old_balance,
+        # Beyond the legacy keys:
+        "fixed": False,
+        "business_day": snapshot.business_day.isoformat(),
+    }
+
+
+def _signed(amount: Decimal) -> str:
+    return format_ksh(amount) if amount >= 0 else f"-{format_ksh(-amount)}"
+
+
+def frappe_fix_message(fix: BalanceFix) -> str:
+    """The legacy wording, the adjustment with its sign (old − new: negative when the cached
+    balance was missing money)."""
+    message = (
+        f"✅ Balance fixed: {format_ksh(fix.old_balance)} → {format_ksh(fix.new_balance)} "
+        f"(adjusted {_signed(fix.adjustment)} KSH)"
+    )
+    if fix.entries_posted:
+        message += f"; {fix.entries_posted} missing ledger entry(ies) posted"
+    return message + _carry_over_note(fix.before)
+
+
+def frappe_reconcile_driver_balance(
+    driver_name: str, date: dt.date | str | None = None
+) -> dict[str, Any]:
+    driver = driver_get(ref=driver_name, by_name=True)
+    snapshot = driver_balance_check(driver=driver, day=day_parse(date))
+    return frappe_check_json(snapshot, FleetSettings.load())
+
+
+def frappe_fix_driver_balance(
+    driver_name: str,
+    date: dt.date | str | None = None,
+    auto_fix: bool = False,
+    *,
+    reason: str,
+    actor: str,
+) -> dict[str, Any]:
+    """The legacy fix: nothing to fix answers the legacy no-op; auto_fix fixes (the legacy call
+    takes no reason: the caller records the call itself); without auto_fix, a preview (the
+    legacy call fixed anyway: here nothing changes without auto_fix)."""
+    driver = driver_get(ref=driver_name, by_name=True)
+    day = day_parse(date)
+    before = driver_balance_check(driver=driver, day=day)
+    if not before.needs_fix:
+        return _no_fix_needed(before)
+    if not auto_fix:
+        answer = preview_json(before)
+        if before.day_state == DayState.OPEN:
+            answer["message"] = (
+                check_message(before)
+                + " (preview: nothing was changed; call again with auto_fix=1 to fix)"
+            )
+        answer["message"] += _carry_over_note(before)
+        return answer
+    fix = driver_balance_fix(driver=driver, day=day, reason=reason, actor=actor)
+    answer = fix_json(fix)
+    if fix.fixed:
+        answer["message"] = frappe_fix_message(fix)
+    elif fix.before.day_state != DayState.OPEN:
+        answer["message"] = (
+            check_message(fix.before) + " (a closed day is never rewritten: its balance as "
+            "recorded at the close stays, and nothing was missing from its payments)"
+        )
+    else:
+        return _no_fix_needed(fix.before)  # fixed by someone else meanwhile
+    return answer
+
+
+def frappe_reconcile_all_drivers_balances(
+    date: dt.date | str | None = None,
+    auto_fix: bool = False,
+    *,
+    reason: str,
+    actor: str,
+) -> dict[str, Any]:
+    """Every checked driver in `results` with the fields of the single check plus `fixed`, as
+    the legacy call answered. A mass fix never touches a discrepancy above the fleet's review
+    threshold: those drivers say so in their message, and the answer's message counts them."""
+    result = drivers_balance_reconcile(
+        day=day_parse(date), auto_fix=auto_fix, reason=reason, actor=actor
+    )
+    fleet = FleetSettings.load()
+    threshold = format_ksh(result.review_threshold)
+    rows = {row.snapshot.driver_pk: row for row in result.rows}
+    results = []
+    for snapshot in result.snapshots:
+        item = frappe_check_json(snapshot, fleet)
+        row = rows.get(snapshot.driver_pk)
+        item["fixed"] = row is not None and row.fixed
+        item["needs_review"] = row is not None and row.needs_review
+        if row is not None and row.fix is not None and row.fix.fixed:
+            item["new_balance"] = row.fix.new_balance
+            item["adjustment"] = row.fix.adjustment
+            item["message"] = frappe_fix_message(row.fix)
+        elif row is not None and row.needs_review:
+            item["message"] += (
+                f"; needs review: above the review threshold of {threshold} KSH, which a mass "
+                "fix never touches (fix it with fix_driver_balance)"
+            )
+        if row is not None and row.error is not None:
+            item["error"] = row.error
+        results.append(item)
+    answer = mass_json(result)
+    answer["results"] = results
+    parts = [f"{len(result.rows)} of {len(result.snapshots)} driver(s) with discrepancies"]
+    if auto_fix:
+        parts.append(f"{result.drivers_fixed} fixed")
+    if result.drivers_needing_review:
+        parts.append(
+            f"{result.drivers_needing_review} above the review threshold of {threshold} KSH"
+            + (", left for review (TukTuk Ledger never mass-fixes above it)" if auto_fix else "")
+        )
+    answer["message"] = "; ".join(parts)
+    return answer

@@ -6,12 +6,26 @@ from django.conf import settings
 from django.db import models
 
 
+class ApiTokenKind(models.TextChoices):
+    BEARER = "bearer", "Bearer token (/api/v1/)"
+    # The legacy app's `Authorization: token <api_key>:<api_secret>` (/api/method/...).
+    FRAPPE = "frappe", "Frappe API key and secret (/api/method/)"
+
+
 class ApiToken(models.Model):
-    """A bearer token for the JSON API. Only the SHA-256 of the token is kept: a database dump
-    or a look over an operator's shoulder at the admin must not hand out API access."""
+    """A bearer token for the JSON API, or a Frappe-style API key and secret for the legacy
+    calls. Only the SHA-256 of the token (of `api_key:api_secret`) is kept: a database dump or a
+    look over an operator's shoulder at the admin must not hand out API access."""
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    kind = models.CharField(
+        max_length=8,
+        choices=ApiTokenKind.choices,
+        default=ApiTokenKind.BEARER,
+        db_default=ApiTokenKind.BEARER,
+        editable=False,
     )
     name = models.CharField(max_length=100, blank=True, help_text="What the token is for.")
     key_hash = models.CharField(max_length=64, unique=True, editable=False)

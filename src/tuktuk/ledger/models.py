@@ -27,6 +27,10 @@ class TransactionStatus(models.TextChoices):
     COMPLETED = "Completed", "Completed"
     # Uncaptured: the account number matched no driver; kept until an operator assigns it.
     UNMATCHED = "Unmatched", "Unmatched"
+    # History imported from the legacy app (tuktuk import-legacy): already credited there, so
+    # it credits nothing here (its balance arrives as an explained opening entry); kept so a
+    # late duplicate delivery of its TransID is recognised.
+    IMPORTED = "Imported", "Imported from the legacy app (credits nothing)"
 
 
 class TransactionSource(models.TextChoices):

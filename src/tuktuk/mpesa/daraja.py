@@ -1,5 +1,5 @@
 """Daraja HTTP client (httpx): OAuth token cache, B2C payment request, Transaction Status, Pull
-Transactions (register, query).
+Transactions (register, query), C2B RegisterURL and Account Balance (tuktuk mpesa).
 
 Every answer is classified by what it tells us about the money: accepted, refused before M-Pesa
 processed it (safe to try again), or unknown (the request may have been processed: never resend
@@ -28,6 +28,8 @@ DUPLICATE_ORIGINATOR_ID = "500.002.1001"
 # Refresh the token this long before Daraja says it expires.
 TOKEN_MARGIN_SECONDS = 60
 
+C2B_REGISTER_PATH = "/mpesa/c2b/v1/registerurl"
+ACCOUNT_BALANCE_PATH = "/mpesa/accountbalance/v1/query"
 PULL_REGISTER_PATH = "/pulltransactions/v1/register"
 PULL_QUERY_PATH = "/pulltransactions/v1/query"
 PULL_SUCCESS = "1000"
@@ -42,7 +44,12 @@ class DarajaNotConfigured(RuntimeError):
     pass
 
 
-class PullFailed(RuntimeError):
+class DarajaCallFailed(RuntimeError):
+    """A set-up or query call did not give us an answer we can use (the reason says why: not
+    reached, refused with Daraja's error code, an answer of another shape)."""
+
+
+class PullFailed(DarajaCallFailed):
     """The Pull Transactions call did not give us an answer we can use. Nothing was changed
     (register and query only read or record on Daraja's side), so it is safe to call again."""
 
@@ -192,20 +199,73 @@ class DarajaClient:
 
     # Pull Transactions -----------------------------------------------------------------------
 
-    def _pull_post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    def _json_call(
+        self, path: str, body: dict[str, Any], failure: type[DarajaCallFailed] = DarajaCallFailed
+    ) -> dict[str, Any]:
         result = self._post(path, body)
         if not isinstance(result, httpx.Response):
-            raise PullFailed(getattr(result, "detail", "") or str(result))
+            raise failure(getattr(result, "detail", "") or str(result))
         try:
             # Exact amounts: a JSON number 150.50 must not become a binary float.
             answer = json.loads(result.text, parse_float=Decimal)
         except ValueError:
             answer = None
         if not isinstance(answer, dict):
-            raise PullFailed(f"HTTP {result.status_code}: the answer is not a JSON object")
+            raise failure(f"HTTP {result.status_code}: the answer is not a JSON object")
         if result.status_code != 200:
             code, message = answer.get("errorCode", ""), answer.get("errorMessage", "")
-            raise PullFailed(f"HTTP {result.status_code} {code} {message}".strip())
+            raise failure(f"HTTP {result.status_code} {code} {message}".strip())
+        return answer
+
+    def _pull_post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._json_call(path, body, PullFailed)
+
+    # C2B RegisterURL and Account Balance (the set-up: tuktuk mpesa) -------------------------
+
+    def c2b_register_urls(
+        self, *, short_code: str, response_type: str, confirmation_url: str, validation_url: str
+    ) -> dict[str, Any]:
+        """Tell M-Pesa where to send the shortcode's C2B validation and confirmation requests.
+        `response_type`: what M-Pesa does when our validation URL cannot be reached
+        (Completed: the payment goes through; Cancelled: it is refused)."""
+        answer = self._json_call(
+            C2B_REGISTER_PATH,
+            {
+                "ShortCode": short_code,
+                "ResponseType": response_type,
+                "ConfirmationURL": confirmation_url,
+                "ValidationURL": validation_url,
+            },
+        )
+        code = str(answer.get("ResponseCode", ""))
+        if code not in ("0", "00000000"):
+            raise DarajaCallFailed(
+                f"registration refused: {code} {answer.get('ResponseDescription', '')}".strip()
+            )
+        return answer
+
+    def account_balance(self, *, result_url: str, timeout_url: str) -> dict[str, Any]:
+        """Ask for the shortcode's balances with the B2C initiator: no money moves, and the
+        result (the balances, or why the initiator was refused) comes later to `result_url`.
+        Returns the synchronous acceptance (its OriginatorConversationID names the result)."""
+        answer = self._json_call(
+            ACCOUNT_BALANCE_PATH,
+            {
+                "Initiator": settings.MPESA_INITIATOR_NAME,
+                "SecurityCredential": settings.MPESA_SECURITY_CREDENTIAL,
+                "CommandID": "AccountBalance",
+                "PartyA": settings.MPESA_SHORTCODE,
+                "IdentifierType": "4",
+                "Remarks": "TukTuk Ledger set-up check",
+                "QueueTimeOutURL": timeout_url,
+                "ResultURL": result_url,
+            },
+        )
+        code = str(answer.get("ResponseCode", ""))
+        if code != "0":
+            raise DarajaCallFailed(
+                f"refused: {code} {answer.get('ResponseDescription', '')}".strip()
+            )
         return answer
 
     def pull_register(self, *, nominated_number: str, callback_url: str) -> dict[str, Any]:

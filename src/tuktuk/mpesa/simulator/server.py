@@ -1,6 +1,6 @@
-"""The Daraja simulator: OAuth, B2C, Transaction Status and Pull Transactions (with the C2B
-payments M-Pesa holds, delivered to a confirmation URL or not) as docs/daraja-simulator.md
-specifies.
+"""The Daraja simulator: OAuth, B2C, Transaction Status, Pull Transactions (with the C2B
+payments M-Pesa holds, delivered to a confirmation URL or not), C2B RegisterURL and Account
+Balance, as docs/daraja-simulator.md specifies.
 
 It is a WSGI application (SimulatorApp) served by the standard library's wsgiref with a thread
 per connection, so that it needs nothing beyond what the project already installs, and can run
@@ -99,6 +99,11 @@ PULL_HISTORY = dt.timedelta(hours=48)
 PULL_SUCCESS = "1000"
 PULL_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
+# C2B RegisterURL: the response types Daraja takes, and the words its docs forbid in the URLs
+# (in any case, anywhere in them).
+C2B_RESPONSE_TYPES = ("Completed", "Cancelled")
+FORBIDDEN_URL_WORDS = ("m-pesa", "mpesa", "safaricom", "exe", "exec", "cmd", "sql", "query")
+
 
 # ---------------------------------------------------------------------------------------------
 # Configuration
@@ -123,6 +128,10 @@ class SimConfig:
     callback_retries: int = 3
     callback_backoff_ms: int = 500
     pull_page_size: int = 100  # rows per Pull Transactions page (Daraja's limit is undocumented)
+    # The B2C initiator an Account Balance query must name ("": any is accepted); another one
+    # gets result 2001, "The initiator information is invalid.", as M-Pesa answers.
+    initiator_name: str = ""
+    security_credential: str = ""
 
     def __post_init__(self) -> None:
         if not self.consumer_key or not self.consumer_secret:
@@ -148,9 +157,10 @@ class SimConfig:
         return dataclasses.replace(self, **coerced)
 
     def public(self) -> dict[str, Any]:
-        """The settings as JSON, without the consumer secret."""
+        """The settings as JSON, without the consumer secret or the security credential."""
         values = dataclasses.asdict(self)
         values.pop("consumer_secret")
+        values.pop("security_credential")
         return values
 
 
@@ -183,6 +193,12 @@ def _as_seed(name: str, value: Any) -> int | None:
     return None if value is None else _as_int(name, value)
 
 
+def _as_text(name: str, value: Any) -> str:
+    if not isinstance(value, str) or len(value) > 4096:
+        raise ValueError(f"{name} must be text")
+    return value
+
+
 RUNTIME_FIELDS: dict[str, Callable[[str, Any], Any]] = {
     "fail_rate": _as_float,
     "error_rate": _as_float,
@@ -197,6 +213,8 @@ RUNTIME_FIELDS: dict[str, Callable[[str, Any], Any]] = {
     "callback_retries": _as_int,
     "callback_backoff_ms": _as_int,
     "pull_page_size": _as_int,
+    "initiator_name": _as_text,
+    "security_credential": _as_text,
 }
 
 
@@ -374,6 +392,59 @@ def parse_basic_auth(header: str | None) -> tuple[str, str] | None:
         return None
     key, sep, secret = decoded.partition(":")
     return (key, secret) if sep else None
+
+
+def c2b_url(payload: Mapping[str, Any], name: str) -> str:
+    """A C2B callback URL as Daraja's RegisterURL takes it: http(s), none of the words its docs
+    forbid."""
+    url = callback_url(payload, name)
+    if any(word in url.lower() for word in FORBIDDEN_URL_WORDS):
+        raise bad_request(name)
+    return url
+
+
+def parse_c2b_register(payload: Mapping[str, Any]) -> dict[str, str]:
+    short_code = text_field(payload, "ShortCode")
+    if not _SHORTCODE.fullmatch(short_code):
+        raise bad_request("ShortCode")
+    response_type = text_field(payload, "ResponseType", max_length=16)
+    if response_type not in C2B_RESPONSE_TYPES:
+        raise bad_request("ResponseType")
+    return {
+        "short_code": short_code,
+        "response_type": response_type,
+        "confirmation_url": c2b_url(payload, "ConfirmationURL"),
+        "validation_url": c2b_url(payload, "ValidationURL"),
+    }
+
+
+@dataclass(frozen=True)
+class BalanceQuery:
+    initiator: str
+    security_credential: str
+    party_a: str
+    result_url: str
+    queue_timeout_url: str
+
+
+def parse_balance_query(payload: Mapping[str, Any]) -> BalanceQuery:
+    initiator = text_field(payload, "Initiator", max_length=128)
+    credential = text_field(payload, "SecurityCredential", max_length=4096)
+    if text_field(payload, "CommandID") != "AccountBalance":
+        raise bad_request("CommandID")
+    party_a = text_field(payload, "PartyA")
+    if not _SHORTCODE.fullmatch(party_a):
+        raise bad_request("PartyA")
+    if text_field(payload, "IdentifierType") not in {"1", "2", "4"}:
+        raise bad_request("IdentifierType")
+    text_field(payload, "Remarks", required=False, max_length=100)
+    return BalanceQuery(
+        initiator=initiator,
+        security_credential=credential,
+        party_a=party_a,
+        result_url=callback_url(payload, "ResultURL"),
+        queue_timeout_url=callback_url(payload, "QueueTimeOutURL"),
+    )
 
 
 @dataclass(frozen=True)
@@ -588,6 +659,9 @@ class SimState:
     c2b_payments: dict[str, C2BPayment] = field(default_factory=dict)
     pull_registrations: dict[str, dict[str, str]] = field(default_factory=dict)
     pull_queries: list[dict[str, Any]] = field(default_factory=list)
+    # C2B RegisterURL, by shortcode (the last registration wins, as in the sandbox).
+    c2b_registrations: dict[str, dict[str, str]] = field(default_factory=dict)
+    balance_queries: list[dict[str, Any]] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -885,6 +959,8 @@ class DarajaService:
                 "c2b_payments": [p.as_json() for p in state.c2b_payments.values()],
                 "pull_registrations": {k: dict(v) for k, v in state.pull_registrations.items()},
                 "pull_queries": [dict(item) for item in state.pull_queries],
+                "c2b_registrations": {k: dict(v) for k, v in state.c2b_registrations.items()},
+                "balance_queries": [dict(item) for item in state.balance_queries],
             }
 
     def config(self) -> dict[str, Any]:
@@ -939,7 +1015,8 @@ class DarajaService:
         if not isinstance(payments, list) or not 1 <= len(payments) <= 10_000:
             raise bad_request("payments")
         url = ""
-        if confirmation_url not in (None, ""):
+        registered = confirmation_url == "registered"
+        if confirmation_url not in (None, "") and not registered:
             url = callback_url({"confirmation_url": confirmation_url}, "confirmation_url")
         added: list[C2BPayment] = []
         with self._lock:
@@ -950,7 +1027,21 @@ class DarajaService:
                 taken = self._state.c2b_payments.keys() | {p.trans_id for p in added}
                 if not _TRANS_ID.fullmatch(trans_id) or trans_id in taken:
                     raise bad_request("trans_id")
-                added.append(parse_c2b_payment(item, trans_id=trans_id, now=now, delivered_to=url))
+                payment = parse_c2b_payment(item, trans_id=trans_id, now=now, delivered_to=url)
+                if registered:
+                    # Delivered where the shortcode's C2B URLs were registered, as Daraja does.
+                    registration = self._state.c2b_registrations.get(payment.short_code)
+                    if registration is None:
+                        raise DarajaError(
+                            400,
+                            "400.002.02",
+                            f"Bad Request - ShortCode {payment.short_code} has no C2B URLs "
+                            "registered",
+                        )
+                    payment = dataclasses.replace(
+                        payment, delivered_to=registration["confirmation_url"]
+                    )
+                added.append(payment)
             # All or nothing: the batch is checked before any of it is kept.
             for payment in added:
                 self._state.receipts.add(payment.trans_id)
@@ -958,14 +1049,99 @@ class DarajaService:
                 self._state.c2b_receipts[payment.trans_id] = payment.amount
             plans = [
                 self._plan(
-                    (Outbound("c2b_confirmation", url, payment.confirmation(), payment.trans_id),)
+                    (
+                        Outbound(
+                            "c2b_confirmation",
+                            payment.delivered_to,
+                            payment.confirmation(),
+                            payment.trans_id,
+                        ),
+                    )
                 )
                 for payment in added
-                if url
+                if payment.delivered_to
             ]
         for plan in plans:
             self._submit(plan)
         return {"payments": [payment.as_json() for payment in added]}
+
+    def c2b_register(self, authorization: str | None, body: bytes) -> Reply:
+        """C2B RegisterURL: where the shortcode's validation and confirmation requests go."""
+        self._authorize(authorization)
+        registration = parse_c2b_register(parse_json_object(body))
+        with self._lock:
+            self._state.c2b_registrations[registration["short_code"]] = registration
+            reference = self._new_originator_id()
+        # Daraja's answer spells it "OriginatorCoversationID".
+        return Reply(
+            200,
+            {
+                "OriginatorCoversationID": reference,
+                "ResponseCode": "0",
+                "ResponseDescription": "Success",
+            },
+        )
+
+    def account_balance(self, authorization: str | None, body: bytes) -> Reply:
+        """Account Balance: accepted at once; the result (the balances, or 2001 when the
+        initiator is not the configured one) is POSTed to ResultURL."""
+        self._authorize(authorization)
+        query = parse_balance_query(parse_json_object(body))
+        with self._lock:
+            config = self._config
+            valid = (not config.initiator_name or query.initiator == config.initiator_name) and (
+                not config.security_credential
+                or secrets.compare_digest(query.security_credential, config.security_credential)
+            )
+            ocid = self._new_originator_id()
+            conversation_id = self._new_conversation_id()
+            receipt = self._new_receipt()
+            reference = ("QueueTimeoutURL", query.queue_timeout_url)
+            if valid:
+                result = result_envelope(
+                    code=0,
+                    description=SUCCESS_DESCRIPTION,
+                    originator_conversation_id=ocid,
+                    conversation_id=conversation_id,
+                    transaction_id=receipt,
+                    reference=reference,
+                    parameters=[
+                        (
+                            "AccountBalance",
+                            "Working Account|KES|100000.00|100000.00|0.00|0.00"
+                            "&Utility Account|KES|100000.00|100000.00|0.00|0.00",
+                        ),
+                        ("BOCompletedTime", _compact_time(self._wall_clock())),
+                    ],
+                )
+            else:
+                result = result_envelope(
+                    code=FAILURE_CODE,
+                    description=FAILURE_DESCRIPTION,
+                    originator_conversation_id=ocid,
+                    conversation_id=conversation_id,
+                    transaction_id=receipt,
+                    reference=reference,
+                )
+            self._state.balance_queries.append(
+                {
+                    "originator_conversation_id": ocid,
+                    "initiator": query.initiator,
+                    "party_a": query.party_a,
+                    "result_code": result["Result"]["ResultCode"],
+                }
+            )
+            plan = self._plan((Outbound("result", query.result_url, result, ocid),))
+        self._submit(plan)
+        return Reply(
+            200,
+            {
+                "OriginatorConversationID": ocid,
+                "ConversationID": conversation_id,
+                "ResponseCode": "0",
+                "ResponseDescription": ACCEPTED_DESCRIPTION,
+            },
+        )
 
     def pull_register(self, authorization: str | None, body: bytes) -> Reply:
         self._authorize(authorization)
@@ -1348,6 +1524,11 @@ ENDPOINTS: dict[str, dict[str, Endpoint]] = {
         "POST": lambda s, r: s.pull_register(r.authorization, r.body)
     },
     "/pulltransactions/v1/query": {"POST": lambda s, r: s.pull_query(r.authorization, r.body)},
+    "/mpesa/c2b/v1/registerurl": {"POST": lambda s, r: s.c2b_register(r.authorization, r.body)},
+    "/mpesa/c2b/v2/registerurl": {"POST": lambda s, r: s.c2b_register(r.authorization, r.body)},
+    "/mpesa/accountbalance/v1/query": {
+        "POST": lambda s, r: s.account_balance(r.authorization, r.body)
+    },
     "/sim/state": {"GET": lambda s, r: _json_reply(s.state())},
     "/sim/config": {
         "GET": lambda s, r: _json_reply(s.config()),

@@ -13,8 +13,8 @@ from tuktuk.mpesa.simulator.server import RATED_OUTCOMES, DarajaSimulator, SimCo
 
 class Command(BaseCommand):
     help = (
-        "Serve a Daraja simulator (OAuth, B2C, Transaction Status, Pull Transactions) for "
-        "demos, staging and tests."
+        "Serve a Daraja simulator (OAuth, B2C, Transaction Status, Pull Transactions, C2B "
+        "RegisterURL, Account Balance) for demos, staging and tests."
     )
     # It touches no database, so it must start even where none is configured.
     requires_system_checks: list[str] = []
@@ -36,6 +36,16 @@ class Command(BaseCommand):
             "--pull-page-size", type=int, default=defaults.pull_page_size, help="rows per page"
         )
         parser.add_argument("--seed", type=int, default=None)
+        parser.add_argument(
+            "--initiator-name",
+            default=defaults.initiator_name,
+            help="the B2C initiator Account Balance queries must name (default: any)",
+        )
+        parser.add_argument(
+            "--security-credential",
+            default=defaults.security_credential,
+            help="the initiator's security credential (default: any)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         config = self._config(options)
@@ -72,6 +82,8 @@ class Command(BaseCommand):
             "callback_backoff_ms",
             "pull_page_size",
             "seed",
+            "initiator_name",
+            "security_credential",
         ]
         try:
             return SimConfig(**{name: options[name] for name in names})
