@@ -200,3 +200,31 @@ def test_duplicates_lists_counts_and_delivery_times(client: Client, token: str) 
         get(client, f"{API}/duplicates", token, **{"from": "2026-03-10", "to": "2026-03-10"})
     )
     assert empty["duplicates"] == [] and empty["trans_ids"] == 0
+
+
+def test_a_self_payment_shows_each_part_in_the_api(
+    client: Client, carried_debt: Driver, token: str
+) -> None:
+    """D+1 opens at -2000 and AS2 brought it to -1800: 4800 short. The driver pays 5000 with
+    their own id: 4800 to the target, 100 to an open adjustment, 100 to the deposit."""
+    from tuktuk.ledger.adjustments import adjustment_add
+
+    with time_machine.travel(nairobi(2026, 3, 11, 10), tick=False):
+        adjustment_add(driver_id="DRV-112001", amount="100", reason="fuel", actor="m")
+        pay("SP1", "5000", account="DRV-112001")
+    body = exact(get(client, STATEMENT, token, **{"from": "2026-03-11", "to": "2026-03-11"}))
+    [paid] = [t for t in body["transactions"] if t["trans_id"] == "SP1"]
+    assert (paid["target_contribution"], paid["to_adjustments"], paid["to_deposit"]) == (
+        Decimal("4800.00"),
+        Decimal("100.00"),
+        Decimal("100.00"),
+    )
+    assert (paid["transaction_type"], paid["driver_share"]) == ("Self Payment", Decimal(0))
+    [day] = body["days"]
+    assert day["from_deposit"] == 0
+    assert (
+        day["closing"]
+        == Decimal("3000.00")
+        == (day["opening"] + day["contributions"] + day["corrections"] + day["from_deposit"])
+    )
+    assert body["problems"] == []

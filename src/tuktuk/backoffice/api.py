@@ -386,7 +386,8 @@ class StatementDayOut(Schema):
     opening: Money = Field(description="the day's opening entries: the carry-over, or 0")
     contributions: Money
     corrections: Money
-    closing: Money = Field(description="opening + contributions + corrections")
+    from_deposit: Money = Field(description="deposit money moved to the target that day")
+    closing: Money = Field(description="opening + contributions + corrections + from_deposit")
     entries_count: int
     transactions_count: int
     amount_received: Money
@@ -416,6 +417,8 @@ class StatementTransactionOut(Schema):
     payout_amount: Money | None
     payout_state: str | None
     payout_receipt: str | None
+    to_adjustments: Money = Field(description="a self-payment's part that settled adjustments")
+    to_deposit: Money = Field(description="a self-payment's part that topped up the deposit")
 
 
 class StatementEntryOut(Schema):
@@ -432,14 +435,16 @@ class StatementTotalsOut(Schema):
     opening_balance: Money
     contributions: Money
     corrections: Money
+    from_deposit: Money
     carry_over_adjustments: Money = Field(
         description="Σ (opening − previous day's closing) over the day closes in the range"
     )
     closing_balance: Money = Field(
-        description="opening_balance + contributions + corrections + carry_over_adjustments"
+        description="opening_balance + contributions + corrections + from_deposit"
+        " + carry_over_adjustments"
     )
     transactions_count: int
-    amount_received: Money = Field(description="Payments and Driver Repayments")
+    amount_received: Money = Field(description="Payments, Self Payments and Driver Repayments")
     adjustments: Money = Field(description="debts recorded (not money received)")
     driver_share: Money
     target_contribution: Money
