@@ -24,13 +24,14 @@ run: install
 	$(BIN)/tuktuk serve --host $(HOST) --port $(PORT)
 
 # ruff (lint + format check), import-linter (the layers), mypy, then pytest on SQLite,
-# PostgreSQL and MariaDB.
+# PostgreSQL and MariaDB, the three at the same time (each run keeps about one core busy;
+# `tools/run_tests.py` without --parallel runs them one after the other).
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
-	$(BIN)/python tools/run_tests.py
+	$(BIN)/python tools/run_tests.py --parallel
 
 # The SQLite suite with every test starting at 23:50 Africa/Nairobi, ten minutes before the day
 # close (CLOCK_AT=00:00:30 etc. for another instant); needs libfaketime (apt-get install faketime)
