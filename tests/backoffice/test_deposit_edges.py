@@ -23,7 +23,6 @@ from typing import Any
 
 import pytest
 import time_machine
-from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
@@ -32,6 +31,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from tests.support.clock import nairobi
+from tests.support.edges import by, logged_in, snapshot, user_in_role
 from tests.support.factories import make_driver, pay
 from tuktuk.backoffice.api_auth import api_token_create
 from tuktuk.backoffice.deposit_report import CSV_HEADER, deposit_report
@@ -90,25 +90,13 @@ def world() -> Iterator[World]:
     with time_machine.travel(TODAY, tick=True):
         day_close_run()
         roles_ensure()
-        manager = _user("manager", FLEET_MANAGERS)
-        accountant = _user("accountant", ACCOUNTANTS)
+        manager = user_in_role("manager", FLEET_MANAGERS)
+        accountant = user_in_role("accountant", ACCOUNTANTS)
         yield World(
             manager_token=api_token_create(user=manager, name="ops")[1],
             accountant_token=api_token_create(user=accountant, name="reports")[1],
             proposal=DeductionProposal.objects.get(driver__driver_id="DRV-112001").pk,
         )
-
-
-def _user(username: str, group: str) -> User:
-    user = User.objects.create_user(username, is_staff=True)  # no password: force_login
-    user.groups.add(Group.objects.get(name=group))
-    return user
-
-
-def logged_in(username: str) -> Client:
-    client = Client()
-    client.force_login(User.objects.get(username=username))
-    return client
 
 
 def state() -> dict[str, list[dict[str, Any]]]:
@@ -123,11 +111,7 @@ def state() -> dict[str, list[dict[str, Any]]]:
         Payout,
         Event,
     ]
-    return {m._meta.label: list(m.objects.order_by("pk").values()) for m in models}
-
-
-def by(title: str, actor: str) -> bool:
-    return Event.objects.filter(title=title, actor=actor).exists()
+    return snapshot(models)
 
 
 def balance(driver_id: str) -> Decimal:

@@ -24,13 +24,13 @@ from typing import Any
 
 import pytest
 import time_machine
-from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
 from django.urls import reverse
 
 from tests.support.clock import nairobi
+from tests.support.edges import by, logged_in, snapshot, user_in_role
 from tests.support.factories import make_driver
 from tuktuk.backoffice.api_auth import api_token_create
 from tuktuk.backoffice.roles import ACCOUNTANTS, FLEET_MANAGERS, roles_ensure
@@ -89,25 +89,13 @@ def world() -> Iterator[World]:
             )
         )
         roles_ensure()
-        manager = _user("manager", FLEET_MANAGERS)
-        accountant = _user("accountant", ACCOUNTANTS)
+        manager = user_in_role("manager", FLEET_MANAGERS)
+        accountant = user_in_role("accountant", ACCOUNTANTS)
         yield World(
             manager_token=api_token_create(user=manager, name="ops")[1],
             accountant_token=api_token_create(user=accountant, name="reports")[1],
             substitute=substitute.driver_id,
         )
-
-
-def _user(username: str, group: str) -> User:
-    user = User.objects.create_user(username, is_staff=True)  # no password: force_login
-    user.groups.add(Group.objects.get(name=group))
-    return user
-
-
-def logged_in(username: str) -> Client:
-    client = Client()
-    client.force_login(User.objects.get(username=username))
-    return client
 
 
 def state() -> dict[str, list[dict[str, Any]]]:
@@ -122,11 +110,7 @@ def state() -> dict[str, list[dict[str, Any]]]:
         Transaction,
         Event,
     ]
-    return {m._meta.label: list(m._default_manager.order_by("pk").values()) for m in models}
-
-
-def by(title: str, actor: str) -> bool:
-    return Event.objects.filter(title=title, actor=actor).exists()
+    return snapshot(models)
 
 
 def on_duty(vehicle_id: str) -> str | None:
