@@ -13,6 +13,8 @@ from django.test import Client
 
 from tests.support.factories import edit_balance_by_sql, make_fleet, pay
 from tuktuk.backoffice.dashboard import Dashboard, dashboard_build
+from tuktuk.backoffice.portal.models import ProblemReport
+from tuktuk.backoffice.portal.services import problem_report_open, problem_report_resolve
 from tuktuk.backoffice.reports.models import ReportKind, StoredReport
 from tuktuk.backoffice.reports.services import (
     daily_report_build,
@@ -66,6 +68,12 @@ def known_day() -> None:
         Payout.objects.filter(pk=pk).update(state=state)
     Driver.objects.filter(driver_id="DRV-112003").update(consecutive_misses=2)
     edit_balance_by_sql(Driver.objects.get(driver_id="DRV-112004"), "25")
+    # Two problems reported from the portal, one already resolved.
+    for note in ("my 1500 is missing", "wrong balance"):
+        problem_report_open(driver=Driver.objects.get(driver_id="DRV-112001"), note=note)
+    first = ProblemReport.objects.order_by("pk").first()
+    assert first is not None
+    problem_report_resolve(report_id=first.pk, actor="boss", resolution="found it")
 
 
 @pytest.fixture
@@ -90,6 +98,7 @@ def list_of(client: Client, url: str) -> tuple[int, Decimal | None]:
 
 def test_each_figure_equals_the_database(db: None) -> None:
     known_day()
+    assert dashboard_build().figure("driver_problems").count == 1  # the one still open
     today = current_business_day(FleetSettings.load())
     board = dashboard_build()
     assert board.day == today

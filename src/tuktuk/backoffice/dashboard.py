@@ -20,6 +20,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tuktuk.backoffice.deposit_report import deposit_report
+from tuktuk.backoffice.portal.models import ProblemState
+from tuktuk.backoffice.portal.selectors import problem_reports_open_count
 from tuktuk.core.money import ZERO, money
 from tuktuk.fleet.assignments import vehicle_status_now
 from tuktuk.fleet.models import Driver, FleetSettings, Vehicle, VehicleStatus
@@ -457,6 +459,18 @@ def dashboard_build(*, day: dt.date | None = None, charts: bool = True) -> Dashb
             waiting["n"],
             money(waiting["total"] or ZERO),
             admin_list_url("ledger_uncapturedpayment", status__exact=TransactionStatus.UNMATCHED),
+            problem=True,
+        )
+    )
+
+    # A driver's "report a problem" from the portal: open until an operator resolves it.
+    figures.append(
+        Figure(
+            "driver_problems",
+            "Problems reported by drivers",
+            problem_reports_open_count(),
+            None,
+            admin_list_url("portal_problemreport", state=ProblemState.OPEN),
             problem=True,
         )
     )
