@@ -4,6 +4,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth.models import Group, User
 from django.db import connection
 from hypothesis import HealthCheck, settings
@@ -14,6 +15,12 @@ from tuktuk.backoffice.roles import ACCOUNTANTS, FLEET_MANAGERS, roles_ensure
 from tuktuk.fleet.models import FleetSettings
 
 pytest_plugins = ["tests.support.clock_at"]  # --clock-at
+
+# Most tests check what a posting does, so they post inline: the request (or the call) credits
+# before it returns, in this process and in the servers they start. The posting engine's tests
+# (tests/mpesa/test_posting_engine*.py, the concurrency tests' engine runs) ask for "engine".
+os.environ.setdefault("TUKTUK_POSTING", "inline")
+django_settings.POSTING_MODE = os.environ["TUKTUK_POSTING"]
 
 settings.register_profile(
     "default",

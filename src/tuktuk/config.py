@@ -447,6 +447,16 @@ def read_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "POSTING_CLOSE_WAIT_SECONDS": env(
             "TUKTUK_POSTING_CLOSE_WAIT_SECONDS", cast=positive_number, default=10.0
         ),
+        # engine: the confirmation endpoint stores and acknowledges, the posting engine
+        # (`tuktuk engine`, started by `tuktuk serve`) credits in batches; inline: the request
+        # posts before it answers (one process, no engine).
+        "POSTING_MODE": env("TUKTUK_POSTING", cast=posting_mode, default="engine"),
+        # The most stored confirmations the engine posts in one transaction (group commit).
+        "ENGINE_BATCH_SIZE": env("TUKTUK_ENGINE_BATCH_SIZE", cast=integer(minimum=1), default=200),
+        # Where no LISTEN/NOTIFY wakes it (SQLite, MariaDB): how often an idle engine looks.
+        "ENGINE_POLL_SECONDS": env(
+            "TUKTUK_ENGINE_POLL_SECONDS", cast=positive_number, default=0.05
+        ),
         # Daraja (M-Pesa) credentials come from the environment only: never stored, never
         # logged.
         "MPESA_BASE_URL": env(
@@ -501,6 +511,13 @@ def read_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
 
 
 SMS_GATEWAYS = ("log", "africastalking")
+POSTING_MODES = ("engine", "inline")
+
+
+def posting_mode(value: str) -> str:
+    if value.lower() not in POSTING_MODES:
+        raise BadValue("one of " + ", ".join(POSTING_MODES), value)
+    return value.lower()
 
 
 def sms_gateway(value: str) -> str:

@@ -29,7 +29,7 @@ from tuktuk.wsgi import application  # noqa: E402
 __all__ = ["application"]
 
 
-def read_modify_save_post_once(payment, source, within, received=None):  # type: ignore[no-untyped-def]
+def read_modify_save_post_once(payment, source, within, received=None, **_ignored):  # type: ignore[no-untyped-def]
     fleet = FleetSettings.load()
     # The legacy rule on purpose: the day from the server's clock at posting time (a server
     # process: under --clock-at its clock is libfaketime's shifted one, never the real hour).
@@ -68,4 +68,4 @@ def read_modify_save_post_once(payment, source, within, received=None):  # type:
     return result
 
 
-services._post_once = read_modify_save_post_once
+services.posting_apply = read_modify_save_post_once

@@ -166,14 +166,25 @@ def _posting_day(*, driver: Driver, received_day: dt.date, fleet: FleetSettings)
     return driver.balance_day
 
 
-def _post_once(
-    payment: IncomingPayment, source: str, within: WithinPosting | None, received: dt.datetime
+def posting_apply(
+    payment: IncomingPayment,
+    source: str,
+    within: WithinPosting | None,
+    received: dt.datetime,
+    *,
+    fleet: FleetSettings | None = None,
+    resolved: Resolved | None = None,
 ) -> PostingResult:
-    fleet = FleetSettings.load()
+    """One payment's posting inside the caller's transaction: the money rules. `resolved`: the
+    account already resolved under the vehicle's lock (the batching engine locks every row a
+    batch needs up front, in a fixed order); `fleet`: the settings row already read."""
+    fleet = fleet or FleetSettings.load()
     received_day = business_day_of(received, fleet=fleet)
-    vehicle_pk, driver_pk, by_driver_id, vehicle_status = account_resolve(
-        payment.account_reference, at=payment.mpesa_time or received, lock=True
-    )
+    if resolved is None:
+        resolved = account_resolve(
+            payment.account_reference, at=payment.mpesa_time or received, lock=True
+        )
+    vehicle_pk, driver_pk, by_driver_id, vehicle_status = resolved
     driver = None
     if driver_pk is not None:
         driver = Driver.objects.select_for_update().get(pk=driver_pk)
@@ -351,7 +362,7 @@ def _close_wait(waiting: DayCloseNotReady, *, deadline: float) -> None:
         time.sleep(_CLOSE_POLL_SECONDS)
 
 
-def _record_duplicate(
+def duplicate_record(
     existing: Transaction, source: str, within: WithinPosting | None
 ) -> PostingResult:
     result = PostingResult(PostingOutcome.DUPLICATE, existing)
@@ -376,7 +387,7 @@ def payment_post(
         while True:
             try:
                 result = atomic_with_retry(
-                    lambda: _post_once(payment, source, within, received),
+                    lambda: posting_apply(payment, source, within, received),
                     attempts=settings.POSTING_MAX_ATTEMPTS,
                     label="payment_post",
                 )
@@ -390,9 +401,22 @@ def payment_post(
         if existing is None:
             raise
         with transaction.atomic():
-            result = _record_duplicate(existing, source, within)
+            result = duplicate_record(existing, source, within)
+    posting_events_record(payment=payment, result=result, received=received)
+    return result
+
+
+def posting_events_record(
+    *,
+    payment: IncomingPayment,
+    result: PostingResult,
+    received: dt.datetime,
+    fleet: FleetSettings | None = None,
+) -> None:
+    """What an operator should hear about a posting: credited to a later day than received, a
+    duplicate that credited nothing, a payment nobody's account matched."""
     credited = result.transaction
-    received_day = business_day_of(received, fleet=FleetSettings.load())
+    received_day = business_day_of(received, fleet=fleet or FleetSettings.load())
     credits = (PostingOutcome.POSTED, PostingOutcome.REPAYMENT, PostingOutcome.SELF_PAYMENT)
     if result.outcome in credits and (credited.business_day != received_day):
         events.event_record(
@@ -419,4 +443,3 @@ def payment_post(
             "matches no driver; kept as an uncaptured payment",
             data={"trans_id": payment.trans_id, "amount": str(payment.amount)},
         )
-    return result

@@ -16,7 +16,14 @@ from tuktuk.core import events
 from tuktuk.fleet.models import FleetSettings
 from tuktuk.ledger.business_day import within_operating_hours
 from tuktuk.ledger.day_close import DayCloseNotReady
-from tuktuk.ledger.services import PostingOutcome, PostingResult, account_resolve, payment_post
+from tuktuk.ledger.services import (
+    IncomingPayment,
+    PostingOutcome,
+    PostingResult,
+    WithinPosting,
+    account_resolve,
+    payment_post,
+)
 from tuktuk.mpesa.c2b import (
     ACCEPTED,
     INVALID_ACCOUNT,
@@ -34,7 +41,12 @@ _POSTING_STATES = {
     PostingOutcome.DUPLICATE: CallbackState.DUPLICATE,
     PostingOutcome.UNMATCHED: CallbackState.UNMATCHED,
     PostingOutcome.REPAYMENT: CallbackState.PROCESSED,
+    PostingOutcome.SELF_PAYMENT: CallbackState.PROCESSED,
 }
+# TUKTUK_POSTING: "engine" (store, acknowledge, the posting engine credits) or "inline" (the
+# request posts before it answers).
+POSTING_ENGINE = "engine"
+POSTING_INLINE = "inline"
 # States a confirmation may be (re)processed from. Compare-and-swap on these makes a replay
 # racing a live request harmless: the posting is idempotent and only one marks the row.
 _PROCESSABLE = [CallbackState.RECEIVED, CallbackState.FAILED]
@@ -98,6 +110,55 @@ def callback_reject(callback: Callback, rejection: CallbackRejected) -> None:
         )
 
 
+def stored_payment(callback: Callback) -> IncomingPayment:
+    """The payment a stored confirmation reports, dated the moment we stored it (the fare
+    belongs to that business day, whenever it is posted); CallbackRejected if unreadable."""
+    payload = parse_body(callback.body.encode("utf-8"), callback.content_type)
+    payment = payment_from_payload(payload, maximum=settings.MAX_PAYMENT_AMOUNT)
+    return dataclasses.replace(payment, received_at=callback.received_at)
+
+
+def posted_marker(callback: Callback, payment: IncomingPayment) -> WithinPosting:
+    """Marks the callback with its posting's outcome inside the posting's transaction, so the
+    callback's state commits (or rolls back) together with the money."""
+
+    def mark_posted(result: PostingResult) -> None:
+        _mark(
+            callback.pk,
+            state=_POSTING_STATES[result.outcome],
+            transaction=result.transaction,
+            trans_id=payment.trans_id,
+            attempts=callback.attempts + 1,
+        )
+
+    return mark_posted
+
+
+def posting_waits(callback: Callback, payment: IncomingPayment, waiting: Exception) -> None:
+    """Stored and durable, received after an earlier day's cutoff that is not closed yet, so it
+    does not hold the close up itself: left as received, to be posted once that day closed."""
+    logger.info("C2B confirmation waits for a day close", extra={"callback": callback.pk})
+    Callback.objects.filter(pk=callback.pk, state=CallbackState.RECEIVED).update(
+        error=str(waiting)[:2000], trans_id=payment.trans_id
+    )
+
+
+def posting_failed(callback: Callback, payment: IncomingPayment, exc: Exception) -> None:
+    """Stored, not posted: marked failed and replayed later. Nothing is lost."""
+    Callback.objects.filter(pk=callback.pk).update(
+        state=CallbackState.FAILED,
+        error=storable(f"{type(exc).__name__}: {exc}"[:2000]),
+        trans_id=payment.trans_id,
+        attempts=callback.attempts + 1,
+    )
+    events.event_record(
+        title=events.EventTitle.CALLBACK_FAILED,
+        level=events.EventLevel.ERROR,
+        message=f"TransID {payment.trans_id}: {type(exc).__name__}: {exc}",
+        data={"callback_id": callback.pk, "trans_id": payment.trans_id},
+    )
+
+
 def confirmation_process(*, callback_id: int, callback: Callback | None = None) -> str:
     """Post a stored confirmation. Returns the callback's new state; never raises for input.
     `callback`: the row just stored, saving a re-read on the hot path."""
@@ -106,50 +167,20 @@ def confirmation_process(*, callback_id: int, callback: Callback | None = None) 
     if callback.state not in _PROCESSABLE:
         return callback.state
     try:
-        payload = parse_body(callback.body.encode("utf-8"), callback.content_type)
-        payment = payment_from_payload(payload, maximum=settings.MAX_PAYMENT_AMOUNT)
+        payment = stored_payment(callback)
     except CallbackRejected as rejection:
         callback_reject(callback, rejection)
         return CallbackState.REJECTED
-    # The fare belongs to the business day in which we stored it, whenever it is posted.
-    payment = dataclasses.replace(payment, received_at=callback.received_at)
-
-    def mark_posted(result: PostingResult) -> None:
-        _mark(
-            callback_id,
-            state=_POSTING_STATES[result.outcome],
-            transaction=result.transaction,
-            trans_id=payment.trans_id,
-            attempts=callback.attempts + 1,
-        )
-
     try:
-        result = payment_post(payment=payment, within=mark_posted)
+        result = payment_post(payment=payment, within=posted_marker(callback, payment))
     except DayCloseNotReady as waiting:
-        # Stored and durable, received after that cutoff, so it does not hold the close up
-        # itself; left as received for the worker's replay once the earlier day has closed.
-        logger.info("C2B confirmation waits for a day close", extra={"callback": callback_id})
-        Callback.objects.filter(pk=callback_id, state=CallbackState.RECEIVED).update(
-            error=str(waiting)[:2000], trans_id=payment.trans_id
-        )
+        posting_waits(callback, payment, waiting)
         return CallbackState.RECEIVED
     except Exception as exc:
-        # Stored, not posted: marked failed and replayed later. Nothing is lost.
         logger.exception(
             "posting a stored C2B confirmation failed", extra={"callback": callback_id}
         )
-        Callback.objects.filter(pk=callback_id).update(
-            state=CallbackState.FAILED,
-            error=storable(f"{type(exc).__name__}: {exc}"[:2000]),
-            trans_id=payment.trans_id,
-            attempts=callback.attempts + 1,
-        )
-        events.event_record(
-            title=events.EventTitle.CALLBACK_FAILED,
-            level=events.EventLevel.ERROR,
-            message=f"TransID {payment.trans_id}: {type(exc).__name__}: {exc}",
-            data={"callback_id": callback_id, "trans_id": payment.trans_id},
-        )
+        posting_failed(callback, payment, exc)
         return CallbackState.FAILED
     return _POSTING_STATES[result.outcome]
 
@@ -170,6 +201,10 @@ def confirmation_receive(*, body: bytes, content_type: str, remote_addr: str) ->
     except CallbackRejected as rejection:
         callback_reject(callback, rejection)
         return CallbackState.REJECTED
+    if settings.POSTING_MODE == POSTING_ENGINE:
+        # Stored and committed: acknowledged now, credited by the posting engine
+        # (mpesa.posting_engine), which a database trigger wakes on PostgreSQL.
+        return CallbackState.RECEIVED
     return confirmation_process(callback_id=callback.pk, callback=callback)
 
 

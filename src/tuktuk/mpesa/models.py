@@ -48,7 +48,17 @@ class Callback(models.Model):
 
     class Meta:
         ordering = ["-received_at", "-id"]
-        indexes = [models.Index(fields=["kind", "state"])]
+        indexes = [
+            models.Index(fields=["kind", "state"]),
+            # The posting engine's claim: unposted confirmations, oldest first.
+            models.Index(fields=["kind", "state", "received_at"], name="mpesa_callback_inbox_idx"),
+            # Credit latency (mpesa.selectors.credit_latency): the confirmations posted in a
+            # window, read from the index alone.
+            models.Index(
+                fields=["kind", "state", "processed_at", "received_at"],
+                name="mpesa_callback_latency_idx",
+            ),
+        ]
         permissions = [("replay_callbacks", "Can replay stored callbacks (credits money)")]
 
     def __str__(self) -> str:

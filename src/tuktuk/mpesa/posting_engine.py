@@ -1,0 +1,219 @@
+"""The posting engine: credits stored C2B confirmations exactly once, in batches.
+
+The confirmation endpoint stores the raw callback, commits, and answers M-Pesa (store,
+acknowledge); this engine then posts what was stored (post). Each pass, in one transaction:
+
+1. claim up to ENGINE_BATCH_SIZE confirmations still `received`, oldest first, with
+   `SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL and MariaDB, so several engines share the
+   inbox without ever taking the same row (on SQLite one writer at a time serialises them);
+2. post them with the ledger's batch posting (every driver row locked once, in a fixed order;
+   the same money rules and day-close handling as one posting at a time);
+3. mark each callback with its outcome and commit once (group commit).
+
+A pass killed half way rolls back whole: its confirmations are `received` again and the next
+pass (of this engine or another) posts them; nothing is lost or credited twice, because the
+callback's state and the money commit together. A confirmation whose posting fails is marked
+`failed` and replayed by the worker, as before; one that must wait for an earlier day's close
+stays `received` (with the reason in `error`) and is taken again by a later pass.
+
+A fare's business day is the day it was received (`received_at`), never the day it is posted,
+so a backlog at midnight files nothing in the wrong day.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections, connection, transaction
+
+from tuktuk.core.db import is_retryable
+from tuktuk.ledger.batch_posting import BatchItem, ItemFate, payments_post_batch
+from tuktuk.mpesa import callbacks
+from tuktuk.mpesa.c2b import CallbackRejected
+from tuktuk.mpesa.models import Callback, CallbackKind, CallbackState
+
+logger = logging.getLogger(__name__)
+
+# The PostgreSQL channel a trigger on the callback table notifies for each stored confirmation
+# (mpesa migration 0003); an idle engine LISTENs on it.
+INBOX_CHANNEL = "tuktuk_inbox"
+
+
+@dataclass
+class PassReport:
+    claimed: int = 0
+    posted: int = 0
+    deferred: int = 0
+    failed: int = 0
+    rejected: int = 0
+    retried: int = 0  # whole-batch retries after a deadlock or a lost serialisation
+
+    def add(self, other: PassReport) -> None:
+        for name in ("claimed", "posted", "deferred", "failed", "rejected", "retried"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    @property
+    def progressed(self) -> bool:
+        return self.posted + self.failed + self.rejected > 0
+
+
+def _claim(limit: int) -> list[Callback]:
+    return list(
+        Callback.objects.select_for_update(skip_locked=True)
+        .filter(kind=CallbackKind.C2B_CONFIRMATION, state=CallbackState.RECEIVED)
+        .order_by("received_at", "pk")
+        .only("pk", "body", "content_type", "received_at", "attempts", "state", "kind")[:limit]
+    )
+
+
+def _pass_once(limit: int) -> PassReport:
+    report = PassReport()
+    with transaction.atomic():
+        claimed = _claim(limit)
+        report.claimed = len(claimed)
+        batch: list[tuple[Callback, BatchItem]] = []
+        for callback in claimed:
+            try:
+                payment = callbacks.stored_payment(callback)
+            except CallbackRejected as rejection:
+                callbacks.callback_reject(callback, rejection)
+                report.rejected += 1
+                continue
+            item = BatchItem(
+                payment=payment,
+                received=callback.received_at,
+                within=callbacks.posted_marker(callback, payment),
+            )
+            batch.append((callback, item))
+        outcomes = payments_post_batch(items=[item for _, item in batch])
+        for (callback, item), outcome in zip(batch, outcomes, strict=True):
+            if outcome.fate is ItemFate.POSTED:
+                report.posted += 1
+            elif outcome.fate is ItemFate.DEFERRED:
+                report.deferred += 1
+                callbacks.posting_waits(
+                    callback, item.payment, RuntimeError("an earlier business day must close")
+                )
+            else:
+                report.failed += 1
+                assert outcome.error is not None
+                callbacks.posting_failed(callback, item.payment, outcome.error)
+    return report
+
+
+def engine_pass(*, limit: int | None = None, attempts: int | None = None) -> PassReport:
+    """Claim and post one batch. A deadlock or serialisation failure rolls the whole batch back
+    and runs it again (the rows go back to `received` meanwhile, another engine may take some)."""
+    limit = limit or settings.ENGINE_BATCH_SIZE
+    attempts = attempts or settings.POSTING_MAX_ATTEMPTS
+    retried = 0
+    for attempt in range(1, attempts + 1):
+        try:
+            report = _pass_once(limit)
+        except DatabaseError as exc:
+            if attempt == attempts or not is_retryable(exc):
+                raise
+            retried += 1
+            logger.warning("posting batch retried", extra={"attempt": attempt, "error": str(exc)})
+            continue
+        report.retried = retried
+        return report
+    raise AssertionError("unreachable")
+
+
+def engine_drain(*, limit: int | None = None) -> PassReport:
+    """Passes until a pass claims nothing it can progress on (what is left waits for a close).
+    For `tuktuk engine --until-empty`, tests and benchmarks."""
+    total = PassReport()
+    while True:
+        report = engine_pass(limit=limit)
+        total.add(report)
+        if not report.progressed:
+            return total
+
+
+class InboxWakeup:
+    """How an idle engine waits for the next stored confirmation: LISTEN/NOTIFY on PostgreSQL
+    (woken by the trigger at once), a short poll elsewhere. The wait never exceeds `idle`
+    seconds, so a stop request is seen within that."""
+
+    def __init__(self, *, poll_seconds: float, idle_seconds: float = 1.0) -> None:
+        self.poll_seconds = poll_seconds
+        self.idle_seconds = idle_seconds
+        self._listening_on: object = None
+
+    def _listen(self) -> None:
+        connection.ensure_connection()
+        raw = connection.connection
+        if raw is not self._listening_on:  # a new connection (first, or after a failure)
+            with connection.cursor() as cursor:
+                cursor.execute(f"LISTEN {INBOX_CHANNEL}")
+            self._listening_on = raw
+
+    def prepare(self) -> None:
+        """Called before each pass, so a confirmation stored during the pass wakes the next
+        wait (PostgreSQL queues the notification on the listening connection)."""
+        if connection.vendor == "postgresql":
+            self._listen()
+
+    def wait(self, stop: threading.Event) -> None:
+        if connection.vendor != "postgresql":
+            stop.wait(self.poll_seconds)
+            return
+        self._listen()
+        raw = connection.connection
+        # psycopg 3: blocks until a notification or the timeout; the queued ones are consumed.
+        for _ in raw.notifies(timeout=self.idle_seconds, stop_after=1):
+            pass
+
+
+@dataclass
+class EngineStats:
+    passes: int = 0
+    total: PassReport = field(default_factory=PassReport)
+
+
+def engine_run(
+    *,
+    stop: threading.Event,
+    limit: int | None = None,
+    poll_seconds: float | None = None,
+    on_pass: Callable[[PassReport], None] | None = None,
+) -> EngineStats:
+    """The engine's loop until `stop` is set: post while there is work, then wait for more.
+    A database error costs one pass (logged), not the engine: the connection is dropped and
+    the next pass reconnects."""
+    wakeup = InboxWakeup(poll_seconds=poll_seconds or settings.ENGINE_POLL_SECONDS)
+    stats = EngineStats()
+    while not stop.is_set():
+        close_old_connections()
+        try:
+            wakeup.prepare()
+            report = engine_pass(limit=limit)
+        except DatabaseError:
+            logger.exception("posting engine pass failed on a database error; retrying")
+            connection.close()
+            stop.wait(wakeup.poll_seconds)
+            continue
+        stats.passes += 1
+        stats.total.add(report)
+        if on_pass is not None:
+            on_pass(report)
+        if report.progressed and report.claimed >= (limit or settings.ENGINE_BATCH_SIZE):
+            continue  # a full batch: more is probably waiting
+        if report.deferred and not report.progressed:
+            # Only confirmations waiting for a day close: do not spin on them.
+            stop.wait(max(wakeup.poll_seconds, 0.2))
+            continue
+        if report.claimed:
+            continue  # some progress: look again before sleeping
+        try:
+            wakeup.wait(stop)
+        except DatabaseError:
+            logger.exception("posting engine lost its connection while idle")
+            connection.close()
+    return stats
