@@ -763,9 +763,10 @@ OUR_COMMANDS = sorted(name for name, app in get_commands().items() if app.starts
 # Commands that write nothing, whoever runs them.
 READ_ONLY_COMMANDS = {"duplicates", "statement", "assignments"}
 # The system's own processes, not operator tools: they act as the service (the worker is what
-# closes days and sends payouts on schedule; serve and daraja-sim hold no data; simulate only
+# closes days and sends payouts on schedule, the engine posts what the webhook stored; serve and
+# daraja-sim hold no data; simulate only
 # speaks to a server through the callback URL, whose token is its authentication).
-SYSTEM_COMMANDS = {"worker", "serve", "daraja_sim", "simulate"}
+SYSTEM_COMMANDS = {"worker", "engine", "serve", "daraja_sim", "simulate"}
 
 FLEET_CSV = (
     "driver_id,driver_name,mpesa_number,vehicle_id,mpesa_account,daily_target,fare_percentage\n"

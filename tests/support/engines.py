@@ -7,7 +7,7 @@ import json
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from tests.support.c2b import confirmation_payload
@@ -47,11 +47,11 @@ class Engines:
         self.env = child_env(TUKTUK_LOG_LEVEL="WARNING", TUKTUK_POSTING="engine", **env)
         self.processes: list[subprocess.Popen[bytes]] = []
 
-    def start(self, count: int = 1, *args: str) -> list[subprocess.Popen[bytes]]:
+    def start(
+        self, count: int = 1, *args: str, command: Sequence[str] = ("-m", "tuktuk", "engine")
+    ) -> list[subprocess.Popen[bytes]]:
         started = [
-            subprocess.Popen(
-                [sys.executable, "-m", "tuktuk", "engine", *args], env=self.env, cwd=REPO_ROOT
-            )
+            subprocess.Popen([sys.executable, *command, *args], env=self.env, cwd=REPO_ROOT)
             for _ in range(count)
         ]
         self.processes += started
@@ -66,9 +66,11 @@ class Engines:
 
 
 @contextmanager
-def engines_running(count: int = 2, **env: str) -> Iterator[Engines]:
+def engines_running(
+    count: int = 2, *, command: Sequence[str] = ("-m", "tuktuk", "engine"), **env: str
+) -> Iterator[Engines]:
     engines = Engines(**env)
-    engines.start(count)
+    engines.start(count, command=command)
     try:
         yield engines
     finally:

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.conf import settings
+
 from tuktuk.core import events
 from tuktuk.ledger.day_close import day_close_run
-from tuktuk.mpesa.callbacks import callbacks_replay, confirmation_process
+from tuktuk.mpesa.callbacks import POSTING_ENGINE, callbacks_replay, confirmation_process
 from tuktuk.mpesa.models import Callback, CallbackKind
+from tuktuk.mpesa.posting_engine import engine_pass
 
 
 def callbacks_replay_by(
@@ -29,9 +32,14 @@ def callbacks_replay_by(
             .order_by("received_at", "pk")
             .values_list("pk", flat=True)
         )
+        if settings.POSTING_MODE == POSTING_ENGINE:
+            # Through the engine's claim, so a running engine never posts the same rows.
+            engine_pass(callback_ids=replayed, limit=max(1, len(replayed)))
+            states = list(Callback.objects.filter(pk__in=replayed).values_list("state", flat=True))
+        else:
+            states = [confirmation_process(callback_id=callback_id) for callback_id in replayed]
         counts = {}
-        for callback_id in replayed:
-            state = confirmation_process(callback_id=callback_id)
+        for state in states:
             counts[state] = counts.get(state, 0) + 1
     total = sum(counts.values())
     summary = ", ".join(f"{state}: {n}" for state, n in sorted(counts.items())) or "none"

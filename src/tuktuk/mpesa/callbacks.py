@@ -49,7 +49,7 @@ POSTING_ENGINE = "engine"
 POSTING_INLINE = "inline"
 # States a confirmation may be (re)processed from. Compare-and-swap on these makes a replay
 # racing a live request harmless: the posting is idempotent and only one marks the row.
-_PROCESSABLE = [CallbackState.RECEIVED, CallbackState.FAILED]
+PROCESSABLE = [CallbackState.RECEIVED, CallbackState.FAILED]
 
 
 def caller_allowed(remote_addr: str) -> bool:
@@ -88,7 +88,7 @@ def callback_store(
 
 
 def _mark(callback_id: int, *, state: str, error: str = "", **fields: object) -> int:
-    return Callback.objects.filter(pk=callback_id, state__in=_PROCESSABLE).update(
+    return Callback.objects.filter(pk=callback_id, state__in=PROCESSABLE).update(
         state=state, error=error, processed_at=timezone.now(), **fields
     )
 
@@ -164,7 +164,7 @@ def confirmation_process(*, callback_id: int, callback: Callback | None = None) 
     `callback`: the row just stored, saving a re-read on the hot path."""
     if callback is None:
         callback = Callback.objects.get(pk=callback_id)
-    if callback.state not in _PROCESSABLE:
+    if callback.state not in PROCESSABLE:
         return callback.state
     try:
         payment = stored_payment(callback)
@@ -276,7 +276,14 @@ class StoredConfirmations:
 
 
 def callbacks_replay(*, stale_after: dt.timedelta = dt.timedelta(minutes=2)) -> dict[str, int]:
-    """Re-process failed confirmations, and received ones a crash left behind."""
+    """Re-process failed confirmations, and received ones a crash left behind. With the posting
+    engine, failed ones go back to the engine's queue (`received`): the engine claims each row
+    before posting it, so the worker and the engines never post the same row at once."""
+    if settings.POSTING_MODE == POSTING_ENGINE:
+        requeued = Callback.objects.filter(
+            kind=CallbackKind.C2B_CONFIRMATION, state=CallbackState.FAILED
+        ).update(state=CallbackState.RECEIVED)
+        return {"requeued": requeued} if requeued else {}
     cutoff = timezone.now() - stale_after
     pending = (
         Callback.objects.filter(kind=CallbackKind.C2B_CONFIRMATION)

@@ -61,19 +61,25 @@ class PassReport:
         return self.posted + self.failed + self.rejected > 0
 
 
-def _claim(limit: int) -> list[Callback]:
+def _claim(limit: int, callback_ids: list[int] | None) -> list[Callback]:
+    rows = Callback.objects.select_for_update(skip_locked=True).filter(
+        kind=CallbackKind.C2B_CONFIRMATION
+    )
+    if callback_ids is None:
+        rows = rows.filter(state=CallbackState.RECEIVED)
+    else:  # an operator's replay of chosen rows: failed ones too
+        rows = rows.filter(pk__in=callback_ids, state__in=callbacks.PROCESSABLE)
     return list(
-        Callback.objects.select_for_update(skip_locked=True)
-        .filter(kind=CallbackKind.C2B_CONFIRMATION, state=CallbackState.RECEIVED)
-        .order_by("received_at", "pk")
-        .only("pk", "body", "content_type", "received_at", "attempts", "state", "kind")[:limit]
+        rows.order_by("received_at", "pk").only(
+            "pk", "body", "content_type", "received_at", "attempts", "state", "kind"
+        )[:limit]
     )
 
 
-def _pass_once(limit: int) -> PassReport:
+def _pass_once(limit: int, callback_ids: list[int] | None = None) -> PassReport:
     report = PassReport()
     with transaction.atomic():
-        claimed = _claim(limit)
+        claimed = _claim(limit, callback_ids)
         report.claimed = len(claimed)
         batch: list[tuple[Callback, BatchItem]] = []
         for callback in claimed:
@@ -105,15 +111,21 @@ def _pass_once(limit: int) -> PassReport:
     return report
 
 
-def engine_pass(*, limit: int | None = None, attempts: int | None = None) -> PassReport:
-    """Claim and post one batch. A deadlock or serialisation failure rolls the whole batch back
-    and runs it again (the rows go back to `received` meanwhile, another engine may take some)."""
+def engine_pass(
+    *,
+    limit: int | None = None,
+    attempts: int | None = None,
+    callback_ids: list[int] | None = None,
+) -> PassReport:
+    """Claim and post one batch (of `callback_ids` only, when given: an operator's replay). A
+    deadlock or serialisation failure rolls the whole batch back and runs it again (the rows go
+    back to `received` meanwhile, another engine may take some)."""
     limit = limit or settings.ENGINE_BATCH_SIZE
     attempts = attempts or settings.POSTING_MAX_ATTEMPTS
     retried = 0
     for attempt in range(1, attempts + 1):
         try:
-            report = _pass_once(limit)
+            report = _pass_once(limit, callback_ids)
         except DatabaseError as exc:
             if attempt == attempts or not is_retryable(exc):
                 raise
