@@ -431,6 +431,8 @@ def read_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "CALLBACK_TRUST_FORWARDED_FOR": env(
             "TUKTUK_TRUST_X_FORWARDED_FOR", cast=boolean, default=False
         ),
+        # GET /metrics (Prometheus) answers only `Authorization: Bearer <this>`; unset: 404.
+        "METRICS_TOKEN": env.str("TUKTUK_METRICS_TOKEN", default=""),
         "MAX_PAYMENT_AMOUNT": env(
             "TUKTUK_MAX_PAYMENT_AMOUNT", cast=positive_amount, default=Decimal("250000")
         ),

@@ -11,6 +11,7 @@ urlpatterns = [
     path("admin/", admin.site.admin_view(dashboard_index), name="dashboard"),
     path("admin/", admin.site.urls),
     path("health", health, name="health"),
+    path("", include("tuktuk.backoffice.metrics")),  # GET /metrics (Prometheus)
     path("api/v1/", api.urls),
     # The legacy app's calls, as Frappe serves them (tuktuk_management.api.tuktuk.*).
     path("api/method/<str:path>", frappe_method, name="frappe-method"),

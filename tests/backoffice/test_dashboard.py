@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.db.models import Sum
 from django.test import Client
+from django.utils import timezone
 
 from tests.support.factories import edit_balance_by_sql, make_fleet, pay
 from tuktuk.backoffice.dashboard import Dashboard, dashboard_build
@@ -28,6 +29,7 @@ from tuktuk.core.money import money
 from tuktuk.fleet.models import Driver, FleetSettings
 from tuktuk.ledger.day_close import current_business_day, day_close_run
 from tuktuk.ledger.models import LedgerEntry, Transaction
+from tuktuk.mpesa.models import Callback, CallbackKind, CallbackState
 from tuktuk.payouts.models import Payout, PayoutState
 
 pytestmark = pytest.mark.usefixtures("business_hours")
@@ -76,6 +78,43 @@ def known_day() -> None:
     problem_report_resolve(report_id=first.pk, actor="boss", resolution="found it")
 
 
+def inbox_callbacks() -> None:
+    """Stored C2B confirmations with known latencies: four posted today (0.4 s, 1.5 s, 1.5 s
+    and 12 s), one yesterday (3 s), a rejected one and a B2C result (not credits), and two
+    waiting (one received 5 minutes ago, one failed). Not in known_day: a day with confirmations
+    waiting does not close (the reports' tests close it)."""
+    now = timezone.now()
+    today = now - dt.timedelta(hours=1)
+    yesterday = now - dt.timedelta(hours=14)  # 20:00 the day before (the clock is at 10:00)
+    for at, seconds, state, kind in [
+        (today, 0.4, CallbackState.PROCESSED, CallbackKind.C2B_CONFIRMATION),
+        (today, 1.5, CallbackState.PROCESSED, CallbackKind.C2B_CONFIRMATION),
+        (today, 1.5, CallbackState.DUPLICATE, CallbackKind.C2B_CONFIRMATION),
+        (today, 12.0, CallbackState.UNMATCHED, CallbackKind.C2B_CONFIRMATION),
+        (yesterday, 3.0, CallbackState.PROCESSED, CallbackKind.C2B_CONFIRMATION),
+        (today, 900.0, CallbackState.REJECTED, CallbackKind.C2B_CONFIRMATION),
+        (today, 900.0, CallbackState.PROCESSED, CallbackKind.B2C_RESULT),
+    ]:
+        Callback.objects.create(
+            kind=kind,
+            state=state,
+            received_at=at - dt.timedelta(seconds=seconds),
+            processed_at=at,
+        )
+    Callback.objects.create(
+        kind=CallbackKind.C2B_CONFIRMATION,
+        state=CallbackState.RECEIVED,
+        received_at=now - dt.timedelta(minutes=5),
+    )
+    Callback.objects.create(
+        kind=CallbackKind.C2B_CONFIRMATION,
+        state=CallbackState.FAILED,
+        received_at=now - dt.timedelta(seconds=20),
+        processed_at=now - dt.timedelta(seconds=19),
+        error="OperationalError: deadlock",
+    )
+
+
 @pytest.fixture
 def boss(client: Client, db: None) -> Client:
     User.objects.create_superuser("boss", "boss@example.com", "pw-for-tests")
@@ -98,6 +137,7 @@ def list_of(client: Client, url: str) -> tuple[int, Decimal | None]:
 
 def test_each_figure_equals_the_database(db: None) -> None:
     known_day()
+    inbox_callbacks()
     assert dashboard_build().figure("driver_problems").count == 1  # the one still open
     today = current_business_day(FleetSettings.load())
     board = dashboard_build()
@@ -129,10 +169,24 @@ def test_each_figure_equals_the_database(db: None) -> None:
     assert board.figure("vehicles_active").count == 4
     assert board.figure("vehicles_available").count == 0  # all four are assigned
     assert board.targets.achievement_rate == Decimal("66.7")
+    # Credit latency of today's confirmations; the waiting ones, whatever the day.
+    credited = board.figure("credited")
+    assert credited.count == 4
+    assert board.latency is not None
+    assert (board.latency.p50_seconds, board.latency.p99_seconds) == (2.0, 12.0)
+    assert board.latency.max_seconds == 12.0
+    assert credited.headline == "p50 ≤ 2 s\np99 ≤ 12 s"
+    assert credited.note == "max 12 s · 4 credited"
+    unposted = board.figure("unposted")
+    assert unposted.count == 2
+    assert unposted.problem  # one has waited 5 minutes, one failed
+    assert unposted.note.startswith("oldest 5 min")
+    assert unposted.note.endswith("· 1 failed, to retry")
 
 
 def test_every_figure_links_to_a_list_that_shows_it(boss: Client) -> None:
     known_day()
+    inbox_callbacks()
     board = dashboard_build()
     checked = 0
     for figure in board.figures:
@@ -150,12 +204,15 @@ def test_every_figure_links_to_a_list_that_shows_it(boss: Client) -> None:
 
 def test_the_dashboard_page_shows_every_figure_and_the_chart_data(boss: Client) -> None:
     known_day()
+    inbox_callbacks()
     page = boss.get("/admin/")
     assert page.status_code == 200
     html = page.content.decode()
     board: Dashboard = page.context["dashboard"]
     for figure in board.figures:
         assert f'data-figure="{figure.key}" data-count="{figure.count}"' in html
+    assert "p50 ≤ 2 s<br>p99 ≤ 12 s" in html
+    assert "[!] Confirmations waiting to post" in html
     charts = page.context["charts"]
     assert charts["revenue_cents"]["values"][-1] == int(board.figure("collections").amount * 100)
     assert sum(charts["hourly_cents"]["values"]) == int(board.figure("collections").amount * 100)
@@ -165,10 +222,17 @@ def test_the_dashboard_page_shows_every_figure_and_the_chart_data(boss: Client) 
 
 def test_a_day_chooser_and_the_root_redirect(boss: Client) -> None:
     known_day()
+    inbox_callbacks()
     yesterday = current_business_day(FleetSettings.load()) - dt.timedelta(days=1)
     page = boss.get(f"/admin/?day={yesterday}")
     assert page.context["dashboard"].day == yesterday
     assert page.context["dashboard"].figure("collections").count == 0
+    # Yesterday's credits: the one posted then (3 s), its list showing it; the waiting ones
+    # are counted now, whatever the day shown.
+    credited = page.context["dashboard"].figure("credited")
+    assert (credited.count, credited.headline) == (1, "p50 ≤ 3 s\np99 ≤ 3 s")
+    assert list_of(boss, credited.url)[0] == 1
+    assert page.context["dashboard"].figure("unposted").count == 2
     bad = boss.get("/admin/?day=nonsense")
     assert bad.status_code == 200
     assert boss.get("/").url == "/admin/"

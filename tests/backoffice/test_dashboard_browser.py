@@ -133,6 +133,11 @@ def test_manager_dashboard_figures_lists_charts_and_a_fix(
     assert collected.count == paid.count() == 5
     assert collected.amount == money(paid.aggregate(s=Sum("amount"))["s"])
     assert board.figure("uncaptured").count == 1
+    # Credit latency: every confirmation posted over HTTP is credited today, none waits.
+    assert board.figure("credited").count == len(PAYMENTS)
+    assert board.figure("unposted").count == 0
+    latency_card = page.locator('[data-figure="credited"]').inner_text()
+    assert "p50 ≤" in latency_card and "p99 ≤" in latency_card, latency_card
     _shot(page, "dashboard-manager")
 
     # A chart drew from the embedded data: the revenue bars are today's collections in KSH.

@@ -36,9 +36,14 @@ from tuktuk.ledger.models import (
     TransactionType,
 )
 from tuktuk.ledger.selectors import balance_snapshots
+from tuktuk.mpesa.models import CallbackKind
+from tuktuk.mpesa.selectors import CREDITED_STATES, UNPOSTED_STATES, CreditLatency, credit_latency
 from tuktuk.payouts.models import Payout, PayoutKind, PayoutState
 
 AT_RISK_MISSES = 2  # two consecutive misses: a third flags the driver for termination review
+# A confirmation still not posted this long after it arrived needs a look (the posting engine
+# credits within seconds; a failed posting is retried by the worker).
+UNPOSTED_ALERT_SECONDS = 60
 CHART_DAYS = 30
 TOP_DRIVERS = 5
 
@@ -76,6 +81,8 @@ class Figure:
     amount: Decimal | None  # None: a count only
     url: str  # the admin list (or page) behind the figure; its count/sum equals the figure
     problem: bool = False  # shown as needing attention when count > 0
+    headline: str = ""  # shown large in place of the count or amount; lines split by "\n"
+    note: str = ""  # a line under it
 
 
 @dataclass(frozen=True)
@@ -165,6 +172,7 @@ class Dashboard:
     charts: Charts | None = None
     discrepancy_drivers: list[str] = field(default_factory=list)
     discrepancy_driver_pks: list[int] = field(default_factory=list)
+    latency: CreditLatency | None = None
 
     def figure(self, key: str) -> Figure:
         return next(f for f in self.figures if f.key == key)
@@ -235,6 +243,70 @@ def day_targets(*, day: dt.date, fleet: FleetSettings | None = None) -> DayTarge
         )
     rows.sort(key=lambda row: row.driver_id)
     return DayTargets(drivers=rows)
+
+
+def duration_text(seconds: float) -> str:
+    """A latency in words: "0.25 s", "7.3 s", "4 min 10 s", "2 h 5 min"."""
+    if seconds < 1:
+        return f"{seconds:.2f}".rstrip("0").rstrip(".") + " s"
+    if seconds < 60:
+        return f"{seconds:.1f}".removesuffix(".0") + " s"
+    whole = round(seconds)
+    if whole < 3600:
+        minutes, rest = divmod(whole, 60)
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    hours, rest = divmod(whole // 60, 60)
+    return f"{hours} h {rest} min" if rest else f"{hours} h"
+
+
+def latency_figures(*, day: dt.date, fleet: FleetSettings) -> tuple[CreditLatency, list[Figure]]:
+    """Credit latency of the confirmations posted during business day `day` (p50 / p99 as
+    their bucket's upper bound, the maximum exact: mpesa.selectors.credit_latency), and the
+    confirmations waiting to be posted now, each linked to its callbacks list."""
+    since = timezone.localtime(day_open_moment(day, fleet=fleet))
+    until = timezone.localtime(day_close_moment(day, fleet=fleet))
+    latency = credit_latency(since=since, until=until)
+    if latency.credited and latency.p50_seconds is not None and latency.p99_seconds is not None:
+        headline = (
+            f"p50 ≤ {duration_text(latency.p50_seconds)}\n"
+            f"p99 ≤ {duration_text(latency.p99_seconds)}"
+        )
+        note = f"max {duration_text(latency.max_seconds or 0.0)} · {latency.credited} credited"
+    else:
+        headline, note = "none", "0 credited"
+    credited = Figure(
+        "credited",
+        "Credit latency (webhook to balance)",
+        latency.credited,
+        None,
+        admin_list_url(
+            "mpesa_callback",
+            kind__exact=CallbackKind.C2B_CONFIRMATION,
+            state__in=",".join(CREDITED_STATES),
+            processed_at__gte=since.isoformat(),
+            processed_at__lt=until.isoformat(),
+        ),
+        headline=headline,
+        note=note,
+    )
+    age = latency.oldest_unposted_age_seconds
+    waiting = "none waiting" if age is None else f"oldest {duration_text(age)} ago"
+    if latency.backlog_failed:
+        waiting += f" · {latency.backlog_failed} failed, to retry"
+    unposted = Figure(
+        "unposted",
+        "Confirmations waiting to post (now)",
+        latency.backlog,
+        None,
+        admin_list_url(
+            "mpesa_callback",
+            kind__exact=CallbackKind.C2B_CONFIRMATION,
+            state__in=",".join(UNPOSTED_STATES),
+        ),
+        problem=bool(latency.backlog_failed) or (age or 0.0) > UNPOSTED_ALERT_SECONDS,
+        note=waiting,
+    )
+    return latency, [credited, unposted]
 
 
 def vehicle_counts(*, at: dt.datetime | None = None) -> VehicleCounts:
@@ -501,6 +573,9 @@ def dashboard_build(*, day: dt.date | None = None, charts: bool = True) -> Dashb
         )
     )
 
+    latency, inbox = latency_figures(day=day, fleet=fleet)
+    figures.extend(inbox)
+
     vehicles = vehicle_counts()
     for key, label, ids in (
         ("vehicles_active", "Vehicles active", vehicles.active),
@@ -518,4 +593,5 @@ def dashboard_build(*, day: dt.date | None = None, charts: bool = True) -> Dashb
         charts=dashboard_charts(day=day, targets=targets, fleet=fleet) if charts else None,
         discrepancy_drivers=broken,
         discrepancy_driver_pks=[s.driver_pk for s in needing_fix],
+        latency=latency,
     )
