@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection
+from dataclasses import dataclass
 
 from django.db.models import Q
 from django.utils import timezone
@@ -45,15 +46,50 @@ def _overlapping(start: dt.datetime | None, end: dt.datetime | None) -> Q:
     return overlap
 
 
+@dataclass(frozen=True)
+class _Span:
+    driver_pk: int
+    substitute: bool
+    starts_at: dt.datetime | None
+    ends_at: dt.datetime | None
+
+    def covers(self, moment: dt.datetime) -> bool:
+        return (self.starts_at is None or self.starts_at <= moment) and (
+            self.ends_at is None or self.ends_at > moment
+        )
+
+
+class DutyRoster:
+    """Who drives some vehicles over a span of time, read in one query: the rule of
+    `driver_on_duty` for many payments at once (the posting engine's batch)."""
+
+    def __init__(self, *, vehicle_pks: Collection[int], start: dt.datetime, end: dt.datetime):
+        self.spans: dict[int, list[_Span]] = {}
+        rows = Assignment.objects.filter(
+            _overlapping(start, end + dt.timedelta(microseconds=1)),
+            vehicle_id__in=list(vehicle_pks),
+            driver__is_active=True,
+        ).values_list("vehicle_id", "driver_id", "substitute", "starts_at", "ends_at")
+        for vehicle_pk, driver_pk, substitute, starts_at, ends_at in rows:
+            span = _Span(driver_pk, substitute, starts_at, ends_at)
+            self.spans.setdefault(vehicle_pk, []).append(span)
+
+    def on_duty(self, *, vehicle_pk: int, moment: dt.datetime) -> int | None:
+        """A substitute covering the vehicle at `moment` first, then the latest-starting
+        regular assignment covering it (a start of None is the earliest)."""
+        covering = [span for span in self.spans.get(vehicle_pk, []) if span.covers(moment)]
+        if not covering:
+            return None
+        earliest = dt.datetime.min.replace(tzinfo=dt.UTC)
+        best = max(covering, key=lambda span: (span.substitute, span.starts_at or earliest))
+        return best.driver_pk
+
+
 def driver_on_duty(*, vehicle_pk: int, moment: dt.datetime) -> int | None:
     """The active driver driving the vehicle at `moment`: a substitute covering it, else the
     regular driver. One query."""
-    return (
-        Assignment.objects.filter(_covering(moment), vehicle_id=vehicle_pk, driver__is_active=True)
-        .order_by("-substitute", "-starts_at")
-        .values_list("driver_id", flat=True)
-        .first()
-    )
+    roster = DutyRoster(vehicle_pks=[vehicle_pk], start=moment, end=moment)
+    return roster.on_duty(vehicle_pk=vehicle_pk, moment=moment)
 
 
 def driver_had_vehicle(*, driver_pk: int, start: dt.datetime, end: dt.datetime) -> bool:

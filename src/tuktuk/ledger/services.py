@@ -100,6 +100,11 @@ def driver_split(*, driver: Driver, fleet: FleetSettings, amount: Decimal) -> Sp
 _DRIVER_ID = re.compile(r"^DRV-[0-9]{6}$")
 
 
+def is_driver_id(account: str) -> bool:
+    """A canonical account reference shaped like a driver's id (DRV-112001)."""
+    return bool(_DRIVER_ID.match(account))
+
+
 class Resolved(NamedTuple):
     vehicle_pk: int | None
     driver_pk: int | None
@@ -120,7 +125,7 @@ def account_resolve(
     operator's handover (which locks it too) and this fare are ordered: the fare sees the
     assignments as they are once the handover committed, or the handover sees the fare."""
     account = Vehicle.canonical_account(account_reference)
-    if _DRIVER_ID.match(account):
+    if is_driver_id(account):
         by_id = Driver.objects.filter(driver_id=account, is_active=True).order_by()
         if driver_pk := by_id.values_list("pk", flat=True).first():
             return Resolved(None, driver_pk, True)
@@ -174,10 +179,14 @@ def posting_apply(
     *,
     fleet: FleetSettings | None = None,
     resolved: Resolved | None = None,
+    existing_find: Callable[[str], Transaction | None] | None = None,
 ) -> PostingResult:
     """One payment's posting inside the caller's transaction: the money rules. `resolved`: the
     account already resolved under the vehicle's lock (the batching engine locks every row a
-    batch needs up front, in a fixed order); `fleet`: the settings row already read."""
+    batch needs up front, in a fixed order); `fleet`: the settings row already read;
+    `existing_find`: the transaction already posted with a TransID (the batch reads them all
+    at once, under its locks)."""
+    existing_find = existing_find or _existing
     fleet = fleet or FleetSettings.load()
     received_day = business_day_of(received, fleet=fleet)
     if resolved is None:
@@ -191,7 +200,7 @@ def posting_apply(
         if not driver.is_active:  # terminated since it was looked up: nobody's fare now
             driver = None
     if driver is None:
-        existing = _existing(payment.trans_id)
+        existing = existing_find(payment.trans_id)
         if existing is not None:
             result = PostingResult(PostingOutcome.DUPLICATE, existing)
         else:
@@ -206,7 +215,7 @@ def posting_apply(
             result = PostingResult(PostingOutcome.UNMATCHED, unmatched)
     else:
         # Checked under the lock: a concurrent delivery of the same TransID has committed.
-        existing = _existing(payment.trans_id)
+        existing = existing_find(payment.trans_id)
         if existing is not None:
             result = PostingResult(PostingOutcome.DUPLICATE, existing)
         elif by_driver_id:

@@ -6,10 +6,13 @@ import dataclasses
 import datetime as dt
 import ipaddress
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
-from django.db.models import Q
+from django.db import models
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from tuktuk.core import events
@@ -132,6 +135,27 @@ def posted_marker(callback: Callback, payment: IncomingPayment) -> WithinPosting
         )
 
     return mark_posted
+
+
+def callbacks_mark_posted(credited: list[tuple[Callback, PostingResult]]) -> int:
+    """Mark many callbacks with their postings' outcomes in one UPDATE (the posting engine's
+    batch), inside the transaction that credited them. Returns how many were marked."""
+    if not credited:
+        return 0
+    by_pk = {callback.pk: result for callback, result in credited}
+
+    def per_row(value: Callable[[PostingResult], object], field: models.Field[Any, Any]) -> Case:
+        whens = [When(pk=pk, then=Value(value(result))) for pk, result in by_pk.items()]
+        return Case(*whens, output_field=field)
+
+    return Callback.objects.filter(pk__in=list(by_pk), state__in=PROCESSABLE).update(
+        state=per_row(lambda r: _POSTING_STATES[r.outcome], models.CharField()),
+        transaction_id=per_row(lambda r: r.transaction.pk, models.BigIntegerField()),
+        trans_id=per_row(lambda r: r.transaction.trans_id, models.CharField()),
+        attempts=F("attempts") + 1,
+        error="",
+        processed_at=timezone.now(),
+    )
 
 
 def posting_waits(callback: Callback, payment: IncomingPayment, waiting: Exception) -> None:

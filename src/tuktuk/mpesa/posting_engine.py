@@ -31,7 +31,8 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
 
 from tuktuk.core.db import is_retryable
-from tuktuk.ledger.batch_posting import BatchItem, ItemFate, payments_post_batch
+from tuktuk.ledger.batch_posting import BatchItem, BatchNeedsCare, ItemFate, payments_post_batch
+from tuktuk.ledger.services import PostingResult
 from tuktuk.mpesa import callbacks
 from tuktuk.mpesa.c2b import CallbackRejected
 from tuktuk.mpesa.models import Callback, CallbackKind, CallbackState
@@ -76,7 +77,7 @@ def _claim(limit: int, callback_ids: list[int] | None) -> list[Callback]:
     )
 
 
-def _pass_once(limit: int, callback_ids: list[int] | None = None) -> PassReport:
+def _pass_once(limit: int, callback_ids: list[int] | None, *, careful: bool) -> PassReport:
     report = PassReport()
     with transaction.atomic():
         claimed = _claim(limit, callback_ids)
@@ -89,16 +90,13 @@ def _pass_once(limit: int, callback_ids: list[int] | None = None) -> PassReport:
                 callbacks.callback_reject(callback, rejection)
                 report.rejected += 1
                 continue
-            item = BatchItem(
-                payment=payment,
-                received=callback.received_at,
-                within=callbacks.posted_marker(callback, payment),
-            )
-            batch.append((callback, item))
-        outcomes = payments_post_batch(items=[item for _, item in batch])
+            batch.append((callback, BatchItem(payment=payment, received=callback.received_at)))
+        outcomes = payments_post_batch(items=[item for _, item in batch], careful=careful)
+        credited: list[tuple[Callback, PostingResult]] = []
         for (callback, item), outcome in zip(batch, outcomes, strict=True):
             if outcome.fate is ItemFate.POSTED:
-                report.posted += 1
+                assert outcome.result is not None
+                credited.append((callback, outcome.result))
             elif outcome.fate is ItemFate.DEFERRED:
                 report.deferred += 1
                 callbacks.posting_waits(
@@ -108,7 +106,22 @@ def _pass_once(limit: int, callback_ids: list[int] | None = None) -> PassReport:
                 report.failed += 1
                 assert outcome.error is not None
                 callbacks.posting_failed(callback, item.payment, outcome.error)
+        # Marked in the transaction that credits them: the state commits with the money.
+        report.posted = callbacks.callbacks_mark_posted(credited)
     return report
+
+
+def _pass_claimed_ids(limit: int, callback_ids: list[int] | None) -> PassReport:
+    """A fast batch; if it meets a payment it cannot post as it stands, the same confirmations
+    again, careful (a savepoint each). Between the two another engine may claim some: fine."""
+    try:
+        return _pass_once(limit, callback_ids, careful=False)
+    except BatchNeedsCare as why:
+        logger.info("posting batch run again with a savepoint per payment", extra={"why": str(why)})
+    if callback_ids is None:
+        # The rows the fast batch had claimed are free again; take the oldest again.
+        return _pass_once(limit, None, careful=True)
+    return _pass_once(limit, callback_ids, careful=True)
 
 
 def engine_pass(
@@ -125,7 +138,7 @@ def engine_pass(
     retried = 0
     for attempt in range(1, attempts + 1):
         try:
-            report = _pass_once(limit, callback_ids)
+            report = _pass_claimed_ids(limit, callback_ids)
         except DatabaseError as exc:
             if attempt == attempts or not is_retryable(exc):
                 raise
