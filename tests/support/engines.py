@@ -10,16 +10,19 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from tests.support.c2b import confirmation_payload
+from tests.support.c2b import PAYER_MSISDN, confirmation_payload
 from tests.support.live_server import REPO_ROOT, child_env
 from tests.support.payouts import wait_until
 from tuktuk.mpesa.callbacks import callback_store
 from tuktuk.mpesa.models import Callback, CallbackKind, CallbackState
 
 
-def store(trans_id: str, amount: str, *, account: str = "TUK001") -> int:
+def store(
+    trans_id: str, amount: str, *, account: str = "TUK001", msisdn: str = PAYER_MSISDN
+) -> int:
     """The webhook's first step: the raw confirmation stored (and committed) as received."""
-    body = json.dumps(confirmation_payload(trans_id=trans_id, amount=amount, account=account))
+    payload = confirmation_payload(trans_id=trans_id, amount=amount, account=account, msisdn=msisdn)
+    body = json.dumps(payload)
     return callback_store(
         kind=CallbackKind.C2B_CONFIRMATION,
         body=body.encode(),

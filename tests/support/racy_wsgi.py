@@ -43,7 +43,7 @@ def read_modify_save_post_once(payment, source, within, received=None, **_ignore
         driver = Driver.objects.get(pk=driver_pk)  # no select_for_update: the legacy bug
         split = services.driver_split(driver=driver, fleet=fleet, amount=payment.amount)
         posted = Transaction.objects.create(
-            **services._transaction_fields(payment, source),
+            **services.transaction_fields(payment, source),
             status=TransactionStatus.COMPLETED,
             driver=driver,
             vehicle_id=vehicle_pk,

@@ -69,13 +69,17 @@ def adjustment_add(*, driver_id: str, amount: Decimal | str, reason: str, actor:
     return adjustment
 
 
+def paid_from_own_number(*, driver: Driver, payment: IncomingPayment) -> bool:
+    """The payer is provably the driver (a masked or hashed MSISDN is not)."""
+    try:
+        return normalize_msisdn(payment.payer_msisdn) == driver.mpesa_number
+    except InvalidPhoneNumber:
+        return False
+
+
 def repayment_recognised(*, driver: Driver, payment: IncomingPayment) -> bool:
     """From the driver's own number, for exactly what one open adjustment still owes."""
-    try:
-        payer = normalize_msisdn(payment.payer_msisdn)
-    except InvalidPhoneNumber:
-        return False  # masked or hashed MSISDN: not provably the driver
-    if payer != driver.mpesa_number:
+    if not paid_from_own_number(driver=driver, payment=payment):
         return False
     return Adjustment.objects.filter(
         driver=driver,

@@ -11,7 +11,8 @@ import-linter holds that line.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol
 
@@ -22,12 +23,24 @@ if TYPE_CHECKING:
     from tuktuk.ledger.models import DepositRefund, Transaction
 
 
+@dataclass(frozen=True)
+class ShareToQueue:
+    transaction: Transaction
+    driver: Driver
+    amount: Decimal
+    instant: bool
+
+
 class PayoutOutbox(Protocol):
     """Queues transfers inside the caller's database transaction (an outbox row, no network)."""
 
     def share_queue(
         self, *, transaction: Transaction, driver: Driver, amount: Decimal, instant: bool
     ) -> None: ...
+
+    def shares_queue(self, *, shares: Sequence[ShareToQueue]) -> None:
+        """share_queue for many fares at once (the posting engine's batch)."""
+        ...
 
     def bonus_queue(
         self, *, driver: Driver, business_day: dt.date, amount: Decimal, instant: bool

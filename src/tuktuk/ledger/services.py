@@ -149,7 +149,7 @@ def _existing(trans_id: str) -> Transaction | None:
     return Transaction.objects.filter(trans_id=trans_id).order_by().first()
 
 
-def _transaction_fields(payment: IncomingPayment, source: str) -> dict[str, object]:
+def transaction_fields(payment: IncomingPayment, source: str) -> dict[str, object]:
     return {
         "trans_id": payment.trans_id,
         "source": source,
@@ -206,7 +206,7 @@ def posting_apply(
         else:
             # Uncaptured: kept until an operator assigns it; the unique TransID guards it.
             unmatched = Transaction.objects.create(
-                **_transaction_fields(payment, source),
+                **transaction_fields(payment, source),
                 status=TransactionStatus.UNMATCHED,
                 transaction_type=TransactionType.PAYMENT,
                 vehicle_id=vehicle_pk,
@@ -224,13 +224,13 @@ def posting_apply(
                 driver=driver,
                 fleet=fleet,
                 day=day,
-                fields={**_transaction_fields(payment, source), "received_at": received},
+                fields={**transaction_fields(payment, source), "received_at": received},
             )
             result = PostingResult(PostingOutcome.SELF_PAYMENT, paid)
         elif repayment_recognised(driver=driver, payment=payment):
             day = _posting_day(driver=driver, received_day=received_day, fleet=fleet)
             repayment = Transaction.objects.create(
-                **_transaction_fields(payment, source),
+                **transaction_fields(payment, source),
                 status=TransactionStatus.COMPLETED,
                 transaction_type=TransactionType.DRIVER_REPAYMENT,
                 driver=driver,
@@ -243,7 +243,7 @@ def posting_apply(
             day = _posting_day(driver=driver, received_day=received_day, fleet=fleet)
             split = driver_split(driver=driver, fleet=fleet, amount=payment.amount)
             posted = Transaction.objects.create(
-                **_transaction_fields(payment, source),
+                **transaction_fields(payment, source),
                 status=TransactionStatus.COMPLETED,
                 transaction_type=TransactionType.PAYMENT,
                 driver=driver,

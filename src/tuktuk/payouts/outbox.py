@@ -7,10 +7,12 @@ so the same payment can never get a second payout with a fresh id.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from decimal import Decimal
 
 from tuktuk.fleet.models import Driver
 from tuktuk.ledger.models import DepositRefund, Transaction
+from tuktuk.ledger.ports import ShareToQueue
 from tuktuk.payouts.models import Payout, PayoutKind, PayoutState
 
 
@@ -37,7 +39,30 @@ def payout_queue(
     refund: DepositRefund | None = None,
 ) -> Payout:
     """Create the outbox row for one transfer, inside the caller's transaction."""
-    return Payout.objects.create(
+    row = _payout_row(
+        driver=driver,
+        amount=amount,
+        kind=kind,
+        originator_conversation_id=originator_conversation_id,
+        instant=instant,
+        transaction=transaction,
+        refund=refund,
+    )
+    row.save(force_insert=True)
+    return row
+
+
+def _payout_row(
+    *,
+    driver: Driver,
+    amount: Decimal,
+    kind: PayoutKind,
+    originator_conversation_id: str,
+    instant: bool,
+    transaction: Transaction | None = None,
+    refund: DepositRefund | None = None,
+) -> Payout:
+    return Payout(
         kind=kind,
         transaction=transaction,
         refund=refund,
@@ -62,6 +87,21 @@ class OutboxForLedger:
             originator_conversation_id=share_originator_id(transaction.trans_id),
             instant=instant,
             transaction=transaction,
+        )
+
+    def shares_queue(self, *, shares: Sequence[ShareToQueue]) -> None:
+        Payout.objects.bulk_create(
+            [
+                _payout_row(
+                    driver=share.driver,
+                    amount=share.amount,
+                    kind=PayoutKind.SHARE,
+                    originator_conversation_id=share_originator_id(share.transaction.trans_id),
+                    instant=share.instant,
+                    transaction=share.transaction,
+                )
+                for share in shares
+            ]
         )
 
     def bonus_queue(
