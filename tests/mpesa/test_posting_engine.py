@@ -197,6 +197,7 @@ def _ledger_snapshot() -> dict[str, Any]:
             Driver.objects.all(),
             "driver_id",
             "current_balance",
+            "left_to_target",
             "balance_day",
             "consecutive_misses",
         ),

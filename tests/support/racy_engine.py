@@ -12,19 +12,25 @@ import threading
 from collections.abc import Sequence
 
 from tests.support import racy_wsgi  # noqa: F401 - sets Django up and swaps the posting in
+from tuktuk.fleet.models import Driver
 from tuktuk.ledger import batch_posting
 from tuktuk.ledger.batch_posting import BatchItem
 from tuktuk.ledger.services import Resolved, account_resolve
 from tuktuk.mpesa.posting_engine import engine_run
 
 
-def resolve_without_locks(items: Sequence[BatchItem]) -> dict[int, Resolved]:
-    return {
+def resolve_without_locks(
+    items: Sequence[BatchItem],
+) -> tuple[dict[int, Resolved], dict[int, Driver]]:
+    """No row locked, and no locked driver rows handed to the fast lane: every payment goes
+    through the (swapped) posting."""
+    resolved = {
         position: account_resolve(
             item.payment.account_reference, at=item.payment.mpesa_time or item.received
         )
         for position, item in enumerate(items)
     }
+    return resolved, {}
 
 
 batch_posting._rows_lock = resolve_without_locks  # type: ignore[assignment]

@@ -9,10 +9,12 @@ changes.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from django.db import connection
 from django.db.models import Case, F, Value, When
 from django.db.models.expressions import Combinable
 from django.db.models.functions import Greatest
@@ -42,6 +44,42 @@ def driver_balance_credit(*, driver_pk: int, target: Decimal, amount: Decimal, *
         updated_at=timezone.now(),
         **also,
     )
+
+
+@dataclass(frozen=True)
+class BalanceCredit:
+    driver_pk: int
+    target: Decimal
+    amount: Decimal
+    balance_day: dt.date
+
+
+def drivers_balance_credit(*, credits: Sequence[BalanceCredit]) -> None:
+    """driver_balance_credit for many locked driver rows in one statement (the posting
+    engine's batch). Written as SQL because the ORM's Case/When costs about a millisecond of
+    Python per row to build here; the same assignments, in the same order (left_to_target
+    first, for MariaDB), as driver_balance_credit, and the engine's equivalence test holds the
+    two to one result."""
+    if not credits:
+        return
+    table = connection.ops.quote_name(Driver._meta.db_table)
+    greatest = "MAX" if connection.vendor == "sqlite" else "GREATEST"
+    by_pk = " ".join("WHEN %s THEN CAST(%s AS DECIMAL(14, 2))" for _ in credits)
+    day_by_pk = " ".join("WHEN %s THEN %s" for _ in credits)
+    # Only placeholders and our own identifiers go into the text; every value is a parameter.
+    statement = (
+        f"UPDATE {table} SET "  # noqa: S608
+        f"left_to_target = {greatest}(0, (CASE id {by_pk} END) - current_balance), "
+        f"current_balance = current_balance + (CASE id {by_pk} END), "
+        f"balance_day = CASE id {day_by_pk} END, "
+        f"updated_at = %s WHERE id IN ({', '.join('%s' for _ in credits)})"
+    )
+    params: list[Any] = [v for c in credits for v in (c.driver_pk, c.target - c.amount)]
+    params += [v for c in credits for v in (c.driver_pk, c.amount)]
+    params += [v for c in credits for v in (c.driver_pk, c.balance_day)]
+    params += [timezone.now(), *(c.driver_pk for c in credits)]
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
 
 
 def driver_balance_set(

@@ -33,7 +33,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from tuktuk.core.db import is_retryable
 from tuktuk.core.money import ZERO
 from tuktuk.fleet.assignments import DutyRoster
-from tuktuk.fleet.balance import driver_balance_credit
+from tuktuk.fleet.balance import BalanceCredit, drivers_balance_credit
 from tuktuk.fleet.models import OUT_OF_SERVICE, Driver, FleetSettings, Vehicle
 from tuktuk.ledger import ports, services
 from tuktuk.ledger.adjustments import paid_from_own_number
@@ -207,17 +207,21 @@ class _FastLane:
                 for posted, driver, day in self.pending
             ]
         )
-        credited: dict[int, Decimal] = {}
-        for posted, driver, _ in self.pending:
-            credited[driver.pk] = credited.get(driver.pk, ZERO) + posted.target_contribution
-        for driver_pk, amount in sorted(credited.items()):
-            driver = self.drivers[driver_pk]
-            driver_balance_credit(
-                driver_pk=driver_pk,
-                target=driver.effective_target(self.fleet),
-                amount=amount,
-                balance_day=driver.balance_day,
-            )
+        credited: dict[int, tuple[Decimal, dt.date]] = {}
+        for posted, driver, day in self.pending:
+            so_far = credited.get(driver.pk, (ZERO, day))[0]
+            credited[driver.pk] = (so_far + posted.target_contribution, day)
+        drivers_balance_credit(
+            credits=[
+                BalanceCredit(
+                    driver_pk=driver_pk,
+                    target=self.drivers[driver_pk].effective_target(self.fleet),
+                    amount=amount,
+                    balance_day=day,
+                )
+                for driver_pk, (amount, day) in sorted(credited.items())
+            ]
+        )
         shares = [
             ShareToQueue(
                 transaction=posted,

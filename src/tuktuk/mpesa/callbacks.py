@@ -6,13 +6,12 @@ import dataclasses
 import datetime as dt
 import ipaddress
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import models
-from django.db.models import Case, F, Q, Value, When
+from django.db import connection
+from django.db.models import Q
 from django.utils import timezone
 
 from tuktuk.core import events
@@ -139,23 +138,26 @@ def posted_marker(callback: Callback, payment: IncomingPayment) -> WithinPosting
 
 def callbacks_mark_posted(credited: list[tuple[Callback, PostingResult]]) -> int:
     """Mark many callbacks with their postings' outcomes in one UPDATE (the posting engine's
-    batch), inside the transaction that credited them. Returns how many were marked."""
+    batch), inside the transaction that credited them; what `_mark` does for one. Written as
+    SQL because the ORM's Case/When costs about a millisecond of Python per row to build here.
+    Returns how many were marked."""
     if not credited:
         return 0
-    by_pk = {callback.pk: result for callback, result in credited}
-
-    def per_row(value: Callable[[PostingResult], object], field: models.Field[Any, Any]) -> Case:
-        whens = [When(pk=pk, then=Value(value(result))) for pk, result in by_pk.items()]
-        return Case(*whens, output_field=field)
-
-    return Callback.objects.filter(pk__in=list(by_pk), state__in=PROCESSABLE).update(
-        state=per_row(lambda r: _POSTING_STATES[r.outcome], models.CharField()),
-        transaction_id=per_row(lambda r: r.transaction.pk, models.BigIntegerField()),
-        trans_id=per_row(lambda r: r.transaction.trans_id, models.CharField()),
-        attempts=F("attempts") + 1,
-        error="",
-        processed_at=timezone.now(),
+    table = connection.ops.quote_name(Callback._meta.db_table)
+    whens = " ".join("WHEN %s THEN %s" for _ in credited)
+    statement = (
+        f"UPDATE {table} SET state = CASE id {whens} END, "  # noqa: S608 - placeholders only
+        f"transaction_id = CASE id {whens} END, trans_id = CASE id {whens} END, "
+        "attempts = attempts + 1, error = '', processed_at = %s "
+        f"WHERE id IN ({', '.join('%s' for _ in credited)}) AND state IN (%s, %s)"
     )
+    params: list[Any] = [v for c, r in credited for v in (c.pk, _POSTING_STATES[r.outcome])]
+    params += [v for c, r in credited for v in (c.pk, r.transaction.pk)]
+    params += [v for c, r in credited for v in (c.pk, r.transaction.trans_id)]
+    params += [timezone.now(), *(c.pk for c, _ in credited), *PROCESSABLE]
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return int(cursor.rowcount)
 
 
 def posting_waits(callback: Callback, payment: IncomingPayment, waiting: Exception) -> None:
