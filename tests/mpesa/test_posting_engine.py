@@ -25,11 +25,12 @@ from tests.support.clock import NAIROBI
 from tests.support.engines import store
 from tests.support.factories import make_driver
 from tests.support.invariants import assert_invariants
+from tuktuk.backoffice.operator_services import callbacks_replay_by
 from tuktuk.core.models import Event
 from tuktuk.fleet.models import Driver
 from tuktuk.ledger.day_close import day_close_run
 from tuktuk.ledger.models import DayClose, DepositEntry, LedgerEntry, Transaction
-from tuktuk.mpesa.callbacks import callback_store, confirmation_process
+from tuktuk.mpesa.callbacks import callback_store, callbacks_replay, confirmation_process
 from tuktuk.mpesa.models import Callback, CallbackKind, CallbackState
 from tuktuk.mpesa.posting_engine import engine_drain, engine_pass
 from tuktuk.payouts.models import Payout
@@ -270,3 +271,28 @@ def test_the_engine_gives_the_same_ledger_as_posting_one_by_one(
     inline = _in_rollback(lambda: _replay(ops, engine_batch=None))
     batched = _in_rollback(lambda: _replay(ops, engine_batch=batch))
     assert batched == inline
+
+
+@pytest.mark.django_db
+def test_with_the_engine_failed_confirmations_go_back_to_its_queue_and_are_credited(
+    settings: Any,
+) -> None:
+    """The worker's replay hands failed confirmations back to the engine (which claims each
+    before posting it); an operator's replay of chosen ones goes through the engine's claim."""
+    settings.POSTING_MODE = "engine"
+    with time_machine.travel(at(D, 9), tick=False):
+        make_driver(1)
+        failed = store("FAIL1", "100")
+        chosen = store("FAIL2", "100")
+        Callback.objects.filter(pk__in=[failed, chosen]).update(
+            state=CallbackState.FAILED, error="OperationalError: the database went away"
+        )
+        assert callbacks_replay() == {"requeued": 2}
+        Callback.objects.filter(pk=chosen).update(state=CallbackState.FAILED)
+        assert callbacks_replay_by(actor="root", callback_ids=[chosen]) == {
+            CallbackState.PROCESSED: 1
+        }
+        assert engine_drain().posted == 1
+    assert set(Callback.objects.values_list("state", flat=True)) == {CallbackState.PROCESSED}
+    assert Transaction.objects.count() == 2
+    assert_invariants()
