@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .PHONY: install run serve test test-clock lint format bench-import bench-c2b bench-reconcile \
-	bench-failover failover-packages bench-faults clean
+	bench-day-close bench-tiny bench-failover failover-packages bench-faults clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,13 +52,21 @@ format: install
 
 # Benchmarks (not tests): see bench/README.md.
 bench-import: install
-	$(BIN)/python bench/import_fleet.py
+	$(BIN)/python bench/import_fleet.py $(BENCH_ARGS)
 
 bench-c2b: install
 	$(BIN)/python bench/c2b_load.py
 
 bench-reconcile: install
-	$(BIN)/python bench/reconcile_bench.py
+	$(BIN)/python bench/reconcile_bench.py $(BENCH_ARGS)
+
+bench-day-close: install
+	$(BIN)/python bench/day_close_bench.py $(BENCH_ARGS)
+
+# Every bench at its tiny size on each database (tests/bench, also part of `make test`): do
+# they still run? No figures worth keeping.
+bench-tiny: install
+	$(BIN)/python tools/run_tests.py --parallel tests/bench
 
 # Fault bench: the PostgreSQL primary killed under C2B load, pg_auto_failover promoting the
 # synchronous standby (bench/faults/pg_failover.py, docs/high-availability.md). Debian's

@@ -1,6 +1,7 @@
 """Time `tuktuk import-fleet` on a generated fleet (500 drivers by default), on a fresh database.
 
 Usage: .venv/bin/python bench/import_fleet.py [--drivers 500] [--database-url URL]
+       .venv/bin/python bench/import_fleet.py --tiny     # 20 drivers: checks the bench works
 
 Without --database-url a new SQLite file in a temporary directory is used (the embedded
 default) and removed afterwards; a given database must be empty. Prints the seconds for the
@@ -74,8 +75,11 @@ def to_csv(rows: list[dict[str, str]]) -> bytes:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--drivers", type=int, default=500)
+    parser.add_argument("--tiny", action="store_true", help="20 drivers: checks the bench works")
     parser.add_argument("--database-url", default="")
     args = parser.parse_args()
+    if args.tiny:
+        args.drivers = 20
 
     work = Path(tempfile.mkdtemp(prefix="tuktuk-bench-import-"))
     # Before Django reads its settings: a data dir and database of our own.

@@ -12,6 +12,7 @@ directory, as the postgres user when run as root; the PostgreSQL on 5432 is not 
 
 Usage:  .venv/bin/python bench/faults/pg_failover.py [--rounds 3] [--warmup 500] [--after 500]
         [--senders 16] [--workers 2 --threads 4] [--burst 100] [--json FILE]
+        .venv/bin/python bench/faults/pg_failover.py --tiny   # 1 round, 10 + 10 confirmations
 """
 
 from __future__ import annotations
@@ -43,7 +44,15 @@ def main() -> int:
     parser.add_argument("--burst", type=int, default=100, help="fresh requests after failover")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--keep", action="store_true", help="keep the logs' directory")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="1 round, 10 acknowledged before and 10 after the kill, 4 senders, a burst of 8: "
+        "checks the bench works (about 30 s, most of it building the formation)",
+    )
     args = parser.parse_args()
+    if args.tiny:
+        args.rounds, args.warmup, args.after, args.senders, args.burst = 1, 10, 10, 4, 8
 
     reason = pg_auto_failover.missing()
     if reason:

@@ -4,6 +4,7 @@ tests/support/faults.py) run with large counts, and their counts printed as a ta
     .venv/bin/python bench/faults/run.py --scenario all --scale large
     .venv/bin/python bench/faults/run.py --scenario storm,web-kill --backends postgresql
     make bench-faults                       # all scenarios, large, every database
+    .venv/bin/python bench/faults/run.py --tiny --backends sqlite   # fuzz, small: still works?
 
 It runs pytest through tools/run_tests.py (so each database gets its own fresh test database,
 as in `make test`) with TUKTUK_FAULTS_SCALE and TUKTUK_FAULTS_REPORT set; each scenario
@@ -63,11 +64,21 @@ def table(rows: list[dict]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenario", default="all", help=f"all, or some of {list(SCENARIOS)}")
+    parser.add_argument("--scenario", help=f"all (the default), or some of {list(SCENARIOS)}")
     parser.add_argument("--scale", default="large", choices=["small", "large"])
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="--scale small and, unless --scenario says otherwise, only fuzz (about 10 s per "
+        "database): checks the campaign still runs",
+    )
     parser.add_argument("--backends", default="sqlite,postgresql,mariadb")
     parser.add_argument("--json", help="also write the rows to this file")
     args, pytest_args = parser.parse_known_args()
+    if args.tiny:
+        args.scale = "small"
+        args.scenario = args.scenario or "fuzz"
+    args.scenario = args.scenario or "all"
     names = list(SCENARIOS) if args.scenario == "all" else args.scenario.split(",")
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
@@ -93,6 +104,8 @@ def main() -> int:
         rows = [json.loads(line) for line in Path(report.name).read_text().splitlines() if line]
     print(f"\n===== fault campaign, scale {args.scale}, {elapsed:.0f} s =====")
     print(table(rows))
+    if not rows:
+        print("(no scenario reported its counts: see pytest's output above)")
     bad = [r for r in rows if any(r.get(k) for k in ("doubled", "lost", "double_paid"))]
     print("exactly-once: " + ("VIOLATED in " + str(len(bad)) + " row(s)" if bad else "ok"))
     if args.json:
