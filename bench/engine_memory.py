@@ -133,14 +133,19 @@ def main(argv: list[str] | None = None) -> int:
         if left or credited != args.confirmations or total != 100 * args.confirmations:
             print("FAILED: not every confirmation was credited exactly once")
             ok = False
-        if samples:
-            quarter = max(1, len(samples) // 4)
-            marks = [samples[0], *samples[quarter::quarter][:3], samples[-1]]
+        # Start-up (imports, Django, the first batch) is not growth: the first tenth of the
+        # samples is left out; then the first and the last quarter of the rest are compared.
+        steady = samples[len(samples) // 10 :]
+        if len(steady) < 8:
+            print(f"engine RSS: {len(steady)} samples, too short a run to judge growth")
+        else:
+            quarter = len(steady) // 4
+            marks = [steady[0], *steady[quarter::quarter][:3], steady[-1]]
             print(
                 "engine RSS: " + ", ".join(f"{t:.0f} s: {kib / 1024:.1f} MiB" for t, kib in marks)
             )
-            first_q = max(kib for _, kib in samples[:quarter])
-            last_q = max(kib for _, kib in samples[-quarter:])
+            first_q = max(kib for _, kib in steady[:quarter])
+            last_q = max(kib for _, kib in steady[-quarter:])
             growth = (last_q - first_q) / 1024
             print(f"growth from the first to the last quarter (max RSS): {growth:+.1f} MiB")
             if growth > args.max_growth_mib:

@@ -272,3 +272,24 @@ def test_pg_failover_bench(tmp_path: Path) -> None:
         output,
         r"1 round\(s\): kill -> standby promoted [\d.]+-[\d.]+ s .*exactly-once ok",
     )
+
+
+def test_engine_memory_bench(bench_database: str, tmp_path: Path) -> None:
+    postgresql_only()
+    output = bench_run(
+        BENCH / "engine_memory.py",
+        "--confirmations",
+        "500",
+        "--drivers",
+        "5",
+        "--pg-url",
+        server_url(bench_database),
+        "--db",
+        bench_database,
+        tmp_path=tmp_path,
+    )
+    assert_printed(
+        output,
+        r"^stored 500 confirmations in [\d.]+ s",
+        r"^engine: 500 credited in [\d.]+ s \(\d+/s\), 0 left, exit 0",
+    )
