@@ -9,7 +9,6 @@ Day D closes at 00:00 Nairobi (the default). Confirmations are stored as the web
 from __future__ import annotations
 
 import datetime as dt
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -20,8 +19,8 @@ import time_machine
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
-from tests.support.c2b import confirmation_payload
 from tests.support.clock import NAIROBI
+from tests.support.engines import store
 from tests.support.factories import make_driver, pay
 from tests.support.invariants import assert_invariants
 from tuktuk.core.models import Event, EventTitle
@@ -30,8 +29,8 @@ from tuktuk.ledger import day_close, services
 from tuktuk.ledger.business_day import business_day_of
 from tuktuk.ledger.day_close import DayCloseNotReady, day_close_run
 from tuktuk.ledger.models import DayClose, EntryKind, LedgerEntry, Transaction
-from tuktuk.mpesa.callbacks import callback_store, confirmation_process
-from tuktuk.mpesa.models import Callback, CallbackKind, CallbackState
+from tuktuk.mpesa.callbacks import confirmation_process
+from tuktuk.mpesa.models import Callback, CallbackState
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -48,17 +47,6 @@ BEFORE_CUTOFF = at(23, 59, 59, 900_000)
 
 def after_cutoff(seconds: float) -> dt.datetime:
     return at(0, day=NEXT) + dt.timedelta(seconds=seconds)
-
-
-def store(trans_id: str, amount: str, *, account: str = "TUK001") -> int:
-    """The webhook's first step: the raw confirmation stored (and committed) as received."""
-    body = json.dumps(confirmation_payload(trans_id=trans_id, amount=amount, account=account))
-    return callback_store(
-        kind=CallbackKind.C2B_CONFIRMATION,
-        body=body.encode(),
-        content_type="application/json",
-        remote_addr="127.0.0.1",
-    ).pk
 
 
 def met_target_driver(number: int = 1) -> Driver:

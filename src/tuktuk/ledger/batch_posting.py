@@ -242,19 +242,25 @@ class _FastLane:
             self.drivers[driver_pk] = Driver.objects.get(pk=driver_pk)
 
 
+def _apply(
+    item: BatchItem, *, source: str, fleet: FleetSettings, resolved: Resolved, posted: _Posted
+) -> PostingResult:
+    return services.posting_apply(
+        item.payment,
+        source,
+        item.within,
+        item.received,
+        fleet=fleet,
+        resolved=resolved,
+        existing_find=posted.find,
+    )
+
+
 def _post_fast(
     item: BatchItem, *, source: str, fleet: FleetSettings, resolved: Resolved, posted: _Posted
 ) -> ItemOutcome:
     try:
-        result = services.posting_apply(
-            item.payment,
-            source,
-            item.within,
-            item.received,
-            fleet=fleet,
-            resolved=resolved,
-            existing_find=posted.find,
-        )
+        result = _apply(item, source=source, fleet=fleet, resolved=resolved, posted=posted)
     except DatabaseError as exc:
         if is_retryable(exc):
             raise
@@ -273,15 +279,7 @@ def _post_careful(
 ) -> ItemOutcome:
     try:
         with transaction.atomic():  # a savepoint: this item alone rolls back
-            result = services.posting_apply(
-                item.payment,
-                source,
-                item.within,
-                item.received,
-                fleet=fleet,
-                resolved=resolved,
-                existing_find=posted.find,
-            )
+            result = _apply(item, source=source, fleet=fleet, resolved=resolved, posted=posted)
     except DayCloseNotReady:
         return ItemOutcome(ItemFate.DEFERRED)
     except IntegrityError as exc:
