@@ -16,7 +16,7 @@ import httpx
 from django.db import connection
 
 from tests.support.clock_at import child_clock_env
-from tuktuk.backoffice.server import gunicorn_command
+from tuktuk.backoffice.server import web_command
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CALLBACK_TOKEN = "test-callback-token-0123456789"
@@ -76,10 +76,12 @@ def live_server_process(
     database_url: str | None = None,
     port: int | None = None,
     new_session: bool = False,
+    server: str = "gunicorn",
 ) -> Iterator[LiveServer]:
     """`database_url`: another database than the test database (e.g. a failover formation);
     `port`: listen there (a restarted server on its predecessor's port); `new_session`: its
-    own process group, so a test can kill the arbiter and its workers at once (os.killpg)."""
+    own process group, so a test can kill the arbiter and its workers at once (os.killpg);
+    `server`: "gunicorn" or "granian" (tuktuk.backoffice.server.web_command)."""
     port = port or free_port()
     env = child_env(
         database=database_url is None,
@@ -88,7 +90,8 @@ def live_server_process(
         **({"TUKTUK_DATABASE_URL": database_url} if database_url else {}),
         **(extra_env or {}),
     )
-    command = gunicorn_command(
+    command = web_command(
+        server=server,
         host="127.0.0.1",
         port=port,
         workers=workers,

@@ -1,13 +1,39 @@
-"""How we run the production HTTP server (gunicorn); shared by `tuktuk serve` and the tests."""
+"""How we run the production HTTP server (gunicorn or granian); shared by `tuktuk serve` and the
+tests. Both serve the same WSGI application, tuktuk.wsgi:application."""
 
 from __future__ import annotations
 
+import logging
 import sys
-from typing import Any
+from typing import Any, Literal
 
 from gunicorn.glogging import Logger as GunicornLogger
 
 from tuktuk.core.logs import redact
+
+WebServer = Literal["gunicorn", "granian"]
+WEB_SERVERS: tuple[WebServer, ...] = ("gunicorn", "granian")
+
+
+def web_command(
+    *,
+    server: str,
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    app: str = "tuktuk.wsgi:application",
+    access_log: bool = True,
+) -> list[str]:
+    """The command line that serves `app` with `server` (one of WEB_SERVERS): `workers`
+    processes of `threads` request threads each (so at most workers × threads database
+    connections), on host:port."""
+    commands = {"gunicorn": gunicorn_command, "granian": granian_command}
+    if server not in commands:
+        raise ValueError(f"unknown web server {server!r}: one of {', '.join(WEB_SERVERS)}")
+    return commands[server](
+        host=host, port=port, workers=workers, threads=threads, app=app, access_log=access_log
+    )
 
 
 def gunicorn_command(
@@ -56,3 +82,67 @@ class RedactingGunicornLogger(GunicornLogger):
             if isinstance(atoms.get(key), str):
                 atoms[key] = redact(atoms[key])
         return atoms
+
+
+def granian_command(
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    app: str = "tuktuk.wsgi:application",
+    access_log: bool = True,
+) -> list[str]:
+    """Granian (a Rust HTTP server) running the WSGI application, as gunicorn_command does.
+
+    Its access log (the `granian.access` logger, in each worker) is redacted by the filter that
+    redact_granian_access_log() adds when tuktuk.wsgi is imported: an app that does not import
+    tuktuk.wsgi must be served with access_log=False."""
+    command = [
+        sys.executable,
+        "-m",
+        "granian",
+        app,
+        "--interface",
+        "wsgi",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        # The Python threads that run requests, as gunicorn's --threads: each keeps its own
+        # database connection, so this bounds the connections (granian's default for WSGI is
+        # half the backpressure, hundreds of threads). Its backpressure stays at the default:
+        # it counts connections, not requests, and keep-alive connections beyond it would wait.
+        "--blocking-threads",
+        str(threads),
+        "--http1-keep-alive",
+        "--no-ws",
+        # gunicorn's arbiter replaces a worker that died; granian's would stop the server.
+        "--respawn-failed-workers",
+        "--workers-kill-timeout",
+        "10",
+    ]
+    command += ["--access-log"] if access_log else ["--no-access-log"]
+    return command
+
+
+GRANIAN_ACCESS_LOGGER = "granian.access"
+
+
+class RedactingAccessFilter(logging.Filter):
+    """Takes the callback token out of a granian access-log line (its path atom)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = None
+        return True
+
+
+def redact_granian_access_log() -> None:
+    """Adds the filter to granian's access logger (once). A logger's filters survive the
+    dictConfig calls of granian and of Django, whichever runs first."""
+    access = logging.getLogger(GRANIAN_ACCESS_LOGGER)
+    if not any(isinstance(f, RedactingAccessFilter) for f in access.filters):
+        access.addFilter(RedactingAccessFilter())

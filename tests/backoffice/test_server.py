@@ -1,0 +1,371 @@
+"""The web server and the WSGI application it runs (issue 15).
+
+The webhooks (M-Pesa callbacks, SMS delivery reports, /health) take a short middleware lane:
+no sessions, auth, messages or CSRF; their answers are the ones the full chain gives. Every
+other path keeps the whole MIDDLEWARE. Granian serves the same application as gunicorn.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+from wsgiref.util import setup_testing_defaults
+
+import httpx
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.contrib.sessions.backends.db import SessionStore
+from django.core.handlers.wsgi import WSGIHandler
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections, connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import resolve
+
+from tests.support.c2b import confirmation_payload
+from tests.support.factories import make_driver
+from tests.support.live_server import CALLBACK_TOKEN, live_server_process
+from tuktuk.backoffice.server import WEB_SERVERS, granian_command, web_command
+from tuktuk.backoffice.webhook_wsgi import (
+    WebhookDispatcher,
+    WebhookWSGIHandler,
+    webhook_middleware,
+    webhook_url_names,
+)
+from tuktuk.ledger.models import Transaction
+from tuktuk.mpesa.models import Callback, CallbackState
+from tuktuk.wsgi import application
+
+assert isinstance(application, WebhookDispatcher)
+APP: WebhookDispatcher = application
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> list[str]:
+        return [value for key, value in self.headers if key.lower() == name.lower()]
+
+
+@pytest.fixture
+def wsgi_in_this_process() -> Iterator[None]:
+    """Requests served in the test's own database transaction: like Django's test Client,
+    keep close_old_connections from closing the test's connection between requests."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+
+
+def call(
+    app: Any,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    *,
+    content_type: str = "application/json",
+    **environ: str,
+) -> Answer:
+    """One request through a WSGI application, as a server makes it (the response closed)."""
+    env: dict[str, Any] = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "HTTP_HOST": "testserver",
+        "CONTENT_TYPE": content_type,
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+        **environ,
+    }
+    setup_testing_defaults(env)
+    started: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        started.update(status=int(status.split()[0]), headers=headers)
+
+    response = app(env, start_response)
+    try:
+        content = b"".join(response)
+    finally:
+        response.close()  # sends request_finished, as a WSGI server does
+    return Answer(started["status"], started["headers"], content)
+
+
+def token_path(name: str, token: str | None = None) -> str:
+    token = token or settings.CALLBACK_TOKEN
+    return {
+        "c2b-validation": f"/c2b/{token}/validation",
+        "c2b-confirmation": f"/c2b/{token}/confirmation",
+        "b2c-result": f"/b2c/{token}/result",
+        "b2c-timeout": f"/b2c/{token}/timeout",
+        "b2c-status-result": f"/b2c/{token}/status-result",
+        "b2c-status-timeout": f"/b2c/{token}/status-timeout",
+        "sms-delivery-report": f"/sms/{token}/delivery-report",
+    }[name]
+
+
+# -- which path takes which lane ------------------------------------------------------------
+
+
+def test_the_webhook_lane_has_no_session_auth_messages_or_csrf_middleware() -> None:
+    assert webhook_middleware() == [
+        "django.middleware.security.SecurityMiddleware",
+        "django.middleware.common.CommonMiddleware",
+    ]
+    assert set(webhook_middleware()) < set(settings.MIDDLEWARE)
+    assert type(APP.webhooks) is WebhookWSGIHandler and type(APP.full) is WSGIHandler
+    assert APP.webhooks._view_middleware == []  # CsrfViewMiddleware's process_view, gone
+    assert len(APP.full._view_middleware) >= 1
+
+
+def test_every_webhook_url_takes_the_lane_and_is_csrf_exempt() -> None:
+    assert sorted(webhook_url_names()) == sorted(
+        [
+            "c2b-validation",
+            "c2b-confirmation",
+            "b2c-result",
+            "b2c-timeout",
+            "b2c-status-result",
+            "b2c-status-timeout",
+            "sms-delivery-report",
+        ]
+    )
+    for name in webhook_url_names():
+        path = token_path(name)
+        assert APP.handler_for(path) is APP.webhooks, path
+        assert APP.handler_for(token_path(name, "any-other-token")) is APP.webhooks, path
+        # The lane has no CsrfViewMiddleware: only views that are exempt anyway may be in it.
+        assert getattr(resolve(path).func, "csrf_exempt", False), path
+    assert APP.handler_for("/health") is APP.webhooks
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/admin/",
+        "/admin/login/",
+        "/api/v1/drivers",
+        "/api/method/tuktuk_management.api.tuktuk.get_driver_balance",
+        "/portal/",
+        "/static/admin/css/base.css",
+        "/health/",
+        f"/c2b/{CALLBACK_TOKEN}/confirmation/",  # a trailing slash: not a callback URL
+        f"/c2b/{CALLBACK_TOKEN}/extra/confirmation",
+        "/c2b//confirmation",
+        f"/sms/{CALLBACK_TOKEN}/outbox",
+    ],
+)
+def test_every_other_path_keeps_the_whole_middleware(path: str) -> None:
+    assert APP.handler_for(path) is APP.full
+
+
+# -- in this process: the same answers, no session, CSRF kept elsewhere ---------------------
+
+
+@pytest.mark.django_db
+def test_webhooks_answer_as_through_the_whole_middleware(wsgi_in_this_process: None) -> None:
+    """Each webhook request, through the lane and through the full chain: the same status,
+    body and headers, but for X-Frame-Options (a header for pages in a browser frame)."""
+    make_driver(1)
+    confirmation = confirmation_payload(trans_id="LANE1", amount="100", account="TUK001")
+    too_big = b"{" + b" " * settings.DATA_UPLOAD_MAX_MEMORY_SIZE + b"}"
+    report = urlencode({"id": "ATXid_1", "status": "Success"}).encode()
+    form = "application/x-www-form-urlencoded"
+    cases: list[tuple[str, str, bytes, dict[str, str], int]] = [
+        ("POST", token_path("c2b-confirmation"), json.dumps(confirmation).encode(), {}, 200),
+        ("POST", token_path("c2b-validation"), json.dumps(confirmation).encode(), {}, 200),
+        ("POST", token_path("c2b-confirmation"), b"junk", {}, 400),
+        ("POST", token_path("c2b-confirmation"), too_big, {}, 413),
+        ("GET", token_path("c2b-confirmation"), b"", {}, 405),
+        ("POST", token_path("c2b-confirmation", "wrong-token"), b"{}", {}, 404),
+        ("POST", token_path("b2c-result"), b"{}", {}, 400),
+        ("POST", token_path("sms-delivery-report"), report, {"CONTENT_TYPE": form}, 200),
+        ("GET", token_path("sms-delivery-report"), b"", {}, 405),
+        ("GET", "/health", b"", {}, 200),
+        # CommonMiddleware stays: a host outside ALLOWED_HOSTS is still refused.
+        ("POST", token_path("c2b-confirmation"), b"{}", {"HTTP_HOST": "evil.example"}, 400),
+    ]
+    for method, path, body, environ, status in cases:
+        assert APP.handler_for(path) is APP.webhooks
+        lane = call(APP, method, path, body, **environ)
+        full = call(APP.full, method, path, body, **environ)
+        case = f"{method} {path[:60]} {environ}"
+        assert lane.status == status, case
+        assert (lane.status, lane.body) == (full.status, full.body), case
+        full_headers = [h for h in full.headers if h[0].lower() != "x-frame-options"]
+        assert sorted(lane.headers) == sorted(full_headers), case
+        assert not lane.header("Set-Cookie"), case
+    assert Transaction.objects.filter(trans_id="LANE1").count() == 1  # the second: a duplicate
+
+
+@pytest.mark.django_db
+def test_a_webhook_sets_no_cookie_and_never_touches_the_session_table(
+    wsgi_in_this_process: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    driver = make_driver(1)
+    # A caller that carries a signed-in operator's cookies (the worst case: a browser).
+    operator = User.objects.create_superuser("ops", password="pw-for-tests")
+    session = SessionStore()
+    session["_auth_user_id"] = str(operator.pk)
+    session.create()
+    cookies = f"sessionid={session.session_key}; csrftoken=x" + "y" * 31
+    seen: list[Any] = []
+    chain = APP.webhooks._middleware_chain
+
+    def watching(request: Any) -> Any:
+        seen.append(request)
+        return chain(request)
+
+    monkeypatch.setattr(APP.webhooks, "_middleware_chain", watching)
+    body = json.dumps(confirmation_payload(trans_id="NOSESS1", amount="100", account="TUK001"))
+    with CaptureQueriesContext(connection) as queries:
+        answer = call(
+            APP, "POST", token_path("c2b-confirmation"), body.encode(), HTTP_COOKIE=cookies
+        )
+        health = call(APP, "GET", "/health", HTTP_COOKIE=cookies)
+    assert answer.status == 200 and json.loads(answer.body)["ResultCode"] == 0
+    assert health.status == 200
+    for response in (answer, health):
+        assert not response.header("Set-Cookie")
+        assert not any("Cookie" in vary for vary in response.header("Vary"))
+    sql = " ".join(q["sql"].lower() for q in queries.captured_queries)
+    for table in ("django_session", "auth_user", "axes_"):
+        assert table not in sql
+    assert Transaction.objects.get(trans_id="NOSESS1").driver == driver
+    assert len(seen) == 2
+    for request in seen:
+        assert not hasattr(request, "session")
+        assert not hasattr(request, "user")
+        assert not hasattr(request, "_messages")
+        assert "CSRF_COOKIE" not in request.META
+
+
+@pytest.mark.django_db
+def test_the_admin_keeps_csrf_sessions_and_auth(wsgi_in_this_process: None) -> None:
+    User.objects.create_superuser("ops", password="pw-for-tests")
+    login = call(APP, "GET", "/admin/login/")
+    assert login.status == 200
+    assert any(c.strip().startswith("csrftoken=") for c in login.header("Set-Cookie"))
+    form = urlencode({"username": "ops", "password": "pw-for-tests"}).encode()
+    refused = call(
+        APP, "POST", "/admin/login/", form, content_type="application/x-www-form-urlencoded"
+    )
+    assert refused.status == 403  # no CSRF token: CsrfViewMiddleware refuses it
+    assert b"CSRF" in refused.body
+    signed_out = call(APP, "GET", "/admin/")
+    assert signed_out.status == 302 and "/admin/login/" in signed_out.header("Location")[0]
+
+
+@pytest.mark.django_db
+def test_both_lanes_send_request_started_and_finished(wsgi_in_this_process: None) -> None:
+    """Django's database connection handling (close_old_connections) hangs on these."""
+    started: list[type] = []
+    finished: list[type] = []
+
+    def on_started(sender: type, **kwargs: Any) -> None:
+        started.append(sender)
+
+    def on_finished(sender: type, **kwargs: Any) -> None:
+        finished.append(sender)
+
+    request_started.connect(on_started)
+    request_finished.connect(on_finished)
+    try:
+        call(APP, "GET", "/health")
+        call(APP, "GET", "/admin/login/")
+    finally:
+        request_started.disconnect(on_started)
+        request_finished.disconnect(on_finished)
+    assert started == [WebhookWSGIHandler, WSGIHandler]
+    assert finished == [WebhookWSGIHandler, WSGIHandler]
+
+
+# -- the servers ----------------------------------------------------------------------------
+
+
+def test_web_command_chooses_the_server() -> None:
+    assert WEB_SERVERS == ("gunicorn", "granian")
+    common: dict[str, Any] = {"host": "127.0.0.1", "port": 8000, "workers": 2, "threads": 8}
+    gunicorn = web_command(server="gunicorn", **common)
+    assert gunicorn[1:4] == ["-m", "gunicorn", "tuktuk.wsgi:application"]
+    granian = web_command(server="granian", **common)
+    assert granian == granian_command(**common)
+    assert granian[1:4] == ["-m", "granian", "tuktuk.wsgi:application"]
+    assert granian[granian.index("--interface") + 1] == "wsgi"
+    # One database connection per request thread: the threads are bounded as gunicorn's are.
+    assert granian[granian.index("--blocking-threads") + 1] == "8"
+    assert "--access-log" in granian
+    assert "--no-access-log" in web_command(server="granian", access_log=False, **common)
+    with pytest.raises(ValueError, match="unknown web server"):
+        web_command(server="uwsgi", **common)
+
+
+def server_connections() -> int:
+    """The connections to the test database (PostgreSQL, MariaDB) but this process's."""
+    queries = {
+        "postgresql": "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        "mysql": "SELECT count(*) FROM information_schema.processlist"
+        " WHERE db = database() AND id <> connection_id()",
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(queries[connection.vendor])
+        return int(cursor.fetchone()[0])
+
+
+@pytest.mark.live_server_process
+@pytest.mark.django_db(transaction=True)
+def test_granian_serves_a_confirmation_and_health(tmp_path: Path) -> None:
+    driver = make_driver(1)
+    log = tmp_path / "granian.log"
+    payload = confirmation_payload(trans_id="GRAN1", amount="100", account="TUK001")
+    with (
+        live_server_process(
+            server="granian",
+            workers=2,
+            threads=4,
+            access_log=True,
+            log_file=log,
+            # No persistent connections: each request's must be closed by request_finished,
+            # which Django sends when the server closes the response.
+            extra_env={"TUKTUK_DB_CONN_MAX_AGE": "0"},
+        ) as server,
+        httpx.Client(timeout=30) as http,
+    ):
+        health = http.get(f"{server.url}/health")
+        assert health.status_code == 200
+        assert health.json() == {"status": "ok", "database": connection.vendor}
+        answer = http.post(server.c2b_url("confirmation"), json=payload)
+        assert answer.status_code == 200
+        assert answer.json() == {"ResultCode": 0, "ResultDesc": "Accepted"}
+        assert not answer.headers.get("set-cookie")
+        # A page of the back office, through the whole middleware: its CSRF cookie is set.
+        assert "csrftoken" in http.get(f"{server.url}/admin/login/").headers["set-cookie"]
+        wrong = http.post(f"{server.url}/c2b/wrong-token/confirmation", json=payload)
+        assert wrong.status_code == 404
+        if connection.vendor != "sqlite":
+            deadline = time.monotonic() + 10
+            while server_connections() and time.monotonic() < deadline:
+                time.sleep(0.1)  # the response is closed just after its last byte is sent
+            assert server_connections() == 0
+    assert Callback.objects.get(trans_id="GRAN1").state == CallbackState.PROCESSED
+    assert Transaction.objects.get(trans_id="GRAN1").driver == driver
+    driver.refresh_from_db()
+    assert driver.current_balance == Decimal("50.00")
+    text = log.read_text()
+    assert "/c2b/***/confirmation" in text  # granian's access log has the request...
+    assert CALLBACK_TOKEN not in text  # ...but never the token
+    assert "wrong-token" not in text
