@@ -17,6 +17,8 @@ from tuktuk.core.logs import redact
 def test_redact_takes_the_token_out_of_callback_paths() -> None:
     assert redact("POST /c2b/s3cr3t-T0k_en/confirmation") == "POST /c2b/***/confirmation"
     assert redact("'/b2c/s3cr3t/status-result'") == "'/b2c/***/status-result'"
+    # Africa's Talking's delivery reports carry the SMS callback token the same way.
+    assert redact("POST /sms/s3cr3t/delivery-report") == "POST /sms/***/delivery-report"
     assert redact("/admin/fleet/driver/") == "/admin/fleet/driver/"
 
 

@@ -8,9 +8,10 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-# The callback URLs carry the secret token in their path (/c2b/<token>/confirmation): it must
+# The callback URLs carry the secret token in their path (/c2b/<token>/confirmation, the SMS
+# delivery reports' /sms/<token>/delivery-report): it must
 # never reach a log line, whoever writes it (gunicorn's access log, Django's request warnings).
-_CALLBACK_PATH = re.compile(r"/(c2b|b2c)/[^/\s\"'>]+/")
+_CALLBACK_PATH = re.compile(r"/(c2b|b2c|sms)/[^/\s\"'>]+/")
 
 
 def redact(text: str) -> str:
