@@ -41,7 +41,9 @@ SELECT 'c2b_confirmation', 'received',
         'TransAmount', '100.00', 'BusinessShortCode', '600000',
         'BillRefNumber', 'BENCH' || lpad(((n %% %(drivers)s::bigint) + 1)::text, 4, '0'),
         'MSISDN', '254790000001', 'FirstName', 'Bench')::text,
-    'application/json', '127.0.0.1', '', '', '', 0, now()
+    'application/json', '127.0.0.1', '', '', '', 0,
+    -- one microsecond apart, as a real stream arrives (the engine claims oldest first)
+    now() + n * interval '1 microsecond'
 FROM generate_series(%(first)s::bigint, %(last)s::bigint) n
 """
 
@@ -118,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             kib = rss_kib(engine.pid)
             if kib is not None:
                 samples.append((time.perf_counter() - started, kib))
+                if len(samples) % 60 == 0:  # progress, once a minute
+                    print(f"  {samples[-1][0]:.0f} s: RSS {kib / 1024:.1f} MiB", flush=True)
             time.sleep(1.0)  # sampling interval of an external measurement, not synchronisation
         elapsed = time.perf_counter() - started
         with psycopg.connect(url, autocommit=True) as conn:
