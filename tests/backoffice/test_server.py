@@ -332,6 +332,9 @@ def test_granian_serves_a_confirmation_and_health(tmp_path: Path) -> None:
     driver = make_driver(1)
     log = tmp_path / "granian.log"
     payload = confirmation_payload(trans_id="GRAN1", amount="100", account="TUK001")
+    # Other servers of the session (the shared live server keeps persistent connections) may
+    # be connected to the test database: granian's must come and go on top of those.
+    before = server_connections() if connection.vendor != "sqlite" else 0
     with (
         live_server_process(
             server="granian",
@@ -358,9 +361,9 @@ def test_granian_serves_a_confirmation_and_health(tmp_path: Path) -> None:
         assert wrong.status_code == 404
         if connection.vendor != "sqlite":
             deadline = time.monotonic() + 10
-            while server_connections() and time.monotonic() < deadline:
+            while server_connections() > before and time.monotonic() < deadline:
                 time.sleep(0.1)  # the response is closed just after its last byte is sent
-            assert server_connections() == 0
+            assert server_connections() == before
     assert Callback.objects.get(trans_id="GRAN1").state == CallbackState.PROCESSED
     assert Transaction.objects.get(trans_id="GRAN1").driver == driver
     driver.refresh_from_db()
