@@ -29,6 +29,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Q
 
 from tuktuk.core.db import is_retryable
 from tuktuk.core.money import ZERO
@@ -94,13 +95,23 @@ def _rows_lock(items: Sequence[BatchItem]) -> tuple[dict[int, Resolved], dict[in
     would (a vehicle's driver on duty at the payment's time; else a driver's id or alias), and
     the locked driver rows."""
     canonical = [Vehicle.canonical_account(item.payment.account_reference) for item in items]
-    # Vehicles first: a handover locks its vehicle before its drivers, a single posting too.
+    # Vehicles first: a handover locks its vehicle before its drivers, a single posting too;
+    # with them the vehicles of drivers paying the fleet (services.paying_drivers_vehicles_lock
+    # says why).
+    paying = Driver.objects.filter(
+        Q(driver_id__in=set(canonical)) | Q(account_alias__in=set(canonical)),
+        vehicle__isnull=False,
+    ).values_list("vehicle_id", flat=True)
+    locked_vehicles = (
+        Vehicle.objects.select_for_update()
+        .filter(Q(mpesa_account__in=set(canonical), is_active=True) | Q(pk__in=list(paying)))
+        .order_by("pk")
+        .values_list("pk", "mpesa_account", "status", "is_active")
+    )
     vehicles = {
         account: (pk, status)
-        for pk, account, status in Vehicle.objects.select_for_update()
-        .filter(mpesa_account__in=set(canonical), is_active=True)
-        .order_by("pk")
-        .values_list("pk", "mpesa_account", "status")
+        for pk, account, status, active in locked_vehicles
+        if active and account in canonical
     }
     moments = [_moment(item) for item in items]
     # Under the vehicle locks no handover can change who is on duty until we commit.

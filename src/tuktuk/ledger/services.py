@@ -128,6 +128,8 @@ def account_resolve(
     if is_driver_id(account):
         by_id = Driver.objects.filter(driver_id=account, is_active=True).order_by()
         if driver_pk := by_id.values_list("pk", flat=True).first():
+            if lock:
+                paying_drivers_vehicles_lock(driver_pks=[driver_pk])
             return Resolved(None, driver_pk, True)
     # order_by(): lookups on unique keys need no ORDER BY (Meta.ordering would add one).
     vehicles = Vehicle.objects.filter(mpesa_account=account, is_active=True).order_by()
@@ -141,8 +143,26 @@ def account_resolve(
     # extra query; Driver.clean refuses an alias that is a vehicle's account).
     by_alias = Driver.objects.filter(account_alias=account, is_active=True).order_by()
     if driver_pk := by_alias.values_list("pk", flat=True).first():
+        if lock:
+            paying_drivers_vehicles_lock(driver_pks=[driver_pk])
         return Resolved(None, driver_pk, True)
     return Resolved(None, None, False)
+
+
+def paying_drivers_vehicles_lock(*, driver_pks: list[int]) -> None:
+    """Lock the vehicles of drivers paying the fleet, before their driver rows. Why: a posting
+    updates a driver row twice in one transaction, and PostgreSQL then re-checks the row's
+    vehicle foreign key (FOR KEY SHARE on the vehicle); a fare holding that vehicle (FOR UPDATE)
+    while waiting for the driver would close a cycle. Vehicles before drivers, as everywhere."""
+    vehicle_pks = Driver.objects.filter(pk__in=driver_pks, vehicle__isnull=False).values_list(
+        "vehicle_id", flat=True
+    )
+    list(
+        Vehicle.objects.select_for_update()
+        .filter(pk__in=list(vehicle_pks))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
 
 
 def _existing(trans_id: str) -> Transaction | None:
