@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
@@ -196,24 +195,16 @@ class InboxWakeup:
             pass
 
 
-@dataclass
-class EngineStats:
-    passes: int = 0
-    total: PassReport = field(default_factory=PassReport)
-
-
 def engine_run(
     *,
     stop: threading.Event,
     limit: int | None = None,
     poll_seconds: float | None = None,
-    on_pass: Callable[[PassReport], None] | None = None,
-) -> EngineStats:
+) -> None:
     """The engine's loop until `stop` is set: post while there is work, then wait for more.
     A database error costs one pass (logged), not the engine: the connection is dropped and
     the next pass reconnects."""
     wakeup = InboxWakeup(poll_seconds=poll_seconds or settings.ENGINE_POLL_SECONDS)
-    stats = EngineStats()
     while not stop.is_set():
         close_old_connections()
         try:
@@ -224,10 +215,6 @@ def engine_run(
             connection.close()
             stop.wait(wakeup.poll_seconds)
             continue
-        stats.passes += 1
-        stats.total.add(report)
-        if on_pass is not None:
-            on_pass(report)
         if report.progressed and report.claimed >= (limit or settings.ENGINE_BATCH_SIZE):
             continue  # a full batch: more is probably waiting
         if report.deferred and not report.progressed:
@@ -241,4 +228,3 @@ def engine_run(
         except DatabaseError:
             logger.exception("posting engine lost its connection while idle")
             connection.close()
-    return stats
