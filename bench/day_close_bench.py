@@ -123,14 +123,23 @@ class SqlMeter:
     def __init__(self) -> None:
         self.queries = 0
         self.seconds = 0.0
+        self.by_kind: Counter[str] = Counter()  # seconds per statement, by its first words
 
     def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
         started = time.perf_counter()
         try:
             return execute(sql, params, many, context)
         finally:
-            self.seconds += time.perf_counter() - started
+            spent = time.perf_counter() - started
+            self.seconds += spent
             self.queries += 1
+            self.by_kind[" ".join(sql.split()[:6])[:90]] += spent
+
+    def report(self) -> str:
+        """Where the time inside the statements went: the slowest kinds first."""
+        return "\n".join(
+            f"  {seconds:6.3f} s  {kind}" for kind, seconds in self.by_kind.most_common(12)
+        )
 
 
 def backend_cpu_seconds() -> float | None:
@@ -442,6 +451,7 @@ def run(args: argparse.Namespace) -> int:
         if backend_started is not None and backend_ended is not None
         else ""
     )
+    print("time inside statements, by kind:\n" + meter.report())
     print("outcome: " + ", ".join(f"{count} {what}" for what, count in outcome.items()))
     print(
         f"day_close_run of {DAY} for {args.drivers} drivers ({connection.vendor}): "

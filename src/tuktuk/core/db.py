@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection, models, transaction
+from django.utils import timezone
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,3 +53,93 @@ def atomic_with_retry(work: Callable[[], T], *, attempts: int, label: str) -> T:
             # Jittered backoff so the transactions that collided do not collide again.
             time.sleep(random.uniform(0, 0.01 * 2**attempt))  # noqa: S311
     raise AssertionError("unreachable")
+
+
+# Parameters per INSERT statement: under PostgreSQL's and MariaDB's 65,535 and SQLite's 32,766.
+_PARAMETERS_PER_INSERT = 30_000
+
+
+def rows_insert(*, model: type[models.Model], rows: Sequence[Mapping[str, Any]]) -> None:
+    """INSERT many rows of `model` without building model instances: what bulk_create does
+    (no RETURNING), for a few microseconds of Python per row instead of about a hundred.
+    Written by hand because bulk_create prepares every value of every instance through its
+    field; here a field a row leaves out is prepared once for all rows (its default, or the
+    time now for auto_now(_add)).
+
+    Every row names the same fields, by attname (`driver_id`, not `driver`), with values the
+    database driver takes as they are: Decimal already rounded to the field's places (money()),
+    date, bool, int, str. Other kinds of field (a datetime, JSON) go through the field."""
+    if not rows:
+        return
+    names = list(rows[0])
+    fields = {field.attname: field for field in model._meta.concrete_fields}
+    unknown = set(names) - set(fields)
+    if unknown:
+        raise ValueError(f"{model.__name__} has no field {sorted(unknown)}")
+    plain: tuple[type[models.Field[Any, Any]], ...] = (
+        models.DecimalField,
+        models.DateField,
+        models.BooleanField,
+        models.IntegerField,
+        models.CharField,
+        models.TextField,
+        models.ForeignKey,
+    )
+    prepared = [
+        not isinstance(fields[name], plain) or isinstance(fields[name], models.DateTimeField)
+        for name in names
+    ]
+    if connection.vendor == "sqlite":  # its driver adapts no date (Python 3.12 dropped it)
+        prepared = [
+            p or isinstance(fields[n], models.DateField)
+            for p, n in zip(prepared, names, strict=True)
+        ]
+    constants: dict[str, Any] = {}
+    now = timezone.now()
+    for attname, field in fields.items():
+        if attname in names or isinstance(field, models.AutoField):
+            continue
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            value: Any = now
+        elif not field.has_default() and field.has_db_default():
+            continue  # the database fills it
+        else:
+            value = field.get_default()
+        constants[str(field.column)] = field.get_db_prep_save(value, connection)
+    columns = [str(fields[name].column) for name in names] + list(constants)
+    quoted = ", ".join(connection.ops.quote_name(column) for column in columns)
+    table = connection.ops.quote_name(model._meta.db_table)
+    row_sql = f"({', '.join(['%s'] * len(columns))})"
+    per_statement = max(1, _PARAMETERS_PER_INSERT // len(columns))
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # COPY: PostgreSQL's bulk path, several times faster than a multi-row INSERT here;
+            # row triggers and constraints apply all the same.
+            const = list(constants.values())
+            with cursor.cursor.copy(f"COPY {table} ({quoted}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(
+                        [
+                            fields[name].get_db_prep_save(row[name], connection)
+                            if prepare
+                            else row[name]
+                            for name, prepare in zip(names, prepared, strict=True)
+                        ]
+                        + const
+                    )
+            return
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            params: list[Any] = []
+            for row in chunk:
+                for name, prepare in zip(names, prepared, strict=True):
+                    value = row[name]
+                    params.append(
+                        fields[name].get_db_prep_save(value, connection) if prepare else value
+                    )
+                params += constants.values()
+            # Only placeholders and our own identifiers go into the text.
+            cursor.execute(
+                f"INSERT INTO {table} ({quoted}) VALUES {', '.join([row_sql] * len(chunk))}",  # noqa: S608
+                params,
+            )

@@ -92,12 +92,42 @@ def driver_on_duty(*, vehicle_pk: int, moment: dt.datetime) -> int | None:
     return roster.on_duty(vehicle_pk=vehicle_pk, moment=moment)
 
 
-def driver_had_vehicle(*, driver_pk: int, start: dt.datetime, end: dt.datetime) -> bool:
-    return Assignment.objects.filter(_overlapping(start, end), driver_id=driver_pk).exists()
+def drivers_vehicles_lock(*, driver_pks: Collection[int]) -> None:
+    """Lock the vehicles of these drivers (by primary key), before the caller locks or updates
+    their driver rows twice. Why: when a transaction updates a driver row a second time,
+    PostgreSQL re-checks the row's vehicle foreign key (FOR KEY SHARE on the vehicle); a fare
+    holding that vehicle (FOR UPDATE) while waiting for the driver would close a cycle. Vehicles
+    before drivers, as everywhere (a driver paying the fleet, the day close's catch-up)."""
+    vehicle_pks = Driver.objects.filter(
+        pk__any_of=set(driver_pks), vehicle__isnull=False
+    ).values_list("vehicle_id", flat=True)
+    list(
+        Vehicle.objects.select_for_update()
+        .filter(pk__any_of=set(vehicle_pks))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
 
 
-def driver_is_off(*, driver_pk: int, day: dt.date) -> bool:
-    return DayOff.objects.filter(driver_id=driver_pk, day=day).exists()
+def drivers_with_vehicle(
+    *, driver_pks: Collection[int], start: dt.datetime, end: dt.datetime
+) -> set[int]:
+    """Those of the drivers who held a vehicle (regular or substitute) at some moment of
+    [start, end). One query."""
+    return set(
+        Assignment.objects.filter(_overlapping(start, end), driver_id__any_of=set(driver_pks))
+        .values_list("driver_id", flat=True)
+        .distinct()
+    )
+
+
+def drivers_off(*, driver_pks: Collection[int], day: dt.date) -> set[int]:
+    """Those of the drivers with a day off on `day`. One query."""
+    return set(
+        DayOff.objects.filter(driver_id__any_of=set(driver_pks), day=day).values_list(
+            "driver_id", flat=True
+        )
+    )
 
 
 def assignments_sync(*, driver_pks: Collection[int], at: dt.datetime | None = None) -> None:

@@ -96,7 +96,7 @@ def _rows_lock(items: Sequence[BatchItem]) -> tuple[dict[int, Resolved], dict[in
     the locked driver rows."""
     canonical = [Vehicle.canonical_account(item.payment.account_reference) for item in items]
     # Vehicles first: a handover locks its vehicle before its drivers, a single posting too;
-    # with them the vehicles of drivers paying the fleet (services.paying_drivers_vehicles_lock
+    # with them the vehicles of drivers paying the fleet (fleet.assignments.drivers_vehicles_lock
     # says why).
     paying = Driver.objects.filter(
         Q(driver_id__in=set(canonical)) | Q(account_alias__in=set(canonical)),

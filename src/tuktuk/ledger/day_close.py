@@ -14,26 +14,32 @@ lock, by every path that closes; the database refuses entries on a closed day
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from tuktuk.core import events
-from tuktuk.core.db import atomic_with_retry
+from tuktuk.core.db import atomic_with_retry, rows_insert
 from tuktuk.core.errors import Conflict, InvalidInput
 from tuktuk.core.money import ZERO, money, whole_shillings_down
-from tuktuk.fleet.assignments import driver_had_vehicle, driver_is_off
-from tuktuk.fleet.balance import driver_balance_set
+from tuktuk.fleet.assignments import drivers_off, drivers_vehicles_lock, drivers_with_vehicle
+from tuktuk.fleet.balance import BalanceAfterClose, drivers_balance_after_close
 from tuktuk.fleet.models import Driver, FleetSettings
 from tuktuk.ledger import ports
 from tuktuk.ledger.business_day import business_day_of, day_close_moment
-from tuktuk.ledger.deposit_book import deduction_propose
+from tuktuk.ledger.deposit_book import Shortfall, deductions_propose
 from tuktuk.ledger.models import DayClose, EntryKind, LedgerEntry
+from tuktuk.ledger.ports import BonusToQueue
 
 TERMINATION_REVIEW_MISSES = 3
+# Drivers closed per transaction by the batch close: big enough that 10,000 drivers take a few
+# dozen statements, small enough that a chunk's row locks are held for a fraction of a second
+# and no statement nears a database's parameter limit (SQLite's 32,766).
+DAY_CLOSE_CHUNK = 1000
 
 
 class DayCloseNotReady(Conflict):
@@ -62,23 +68,54 @@ def day_close_require_ready(*, day: dt.date, fleet: FleetSettings) -> None:
         raise DayCloseNotReady(day=day, reason=reason)
 
 
+def ledger_sums(*, driver_pks: Collection[int], business_day: dt.date) -> dict[int, Decimal]:
+    """Each driver's ledger sum on the day (0 for a driver with no entry). One query."""
+    sums = {driver_pk: ZERO for driver_pk in driver_pks}
+    for driver_pk, total in (
+        LedgerEntry.objects.filter(driver_id__any_of=set(driver_pks), business_day=business_day)
+        .values("driver_id")
+        .annotate(total=Sum("amount"))
+        .order_by()
+        .values_list("driver_id", "total")
+    ):
+        sums[driver_pk] = money(total or ZERO)
+    return sums
+
+
 def ledger_sum(*, driver_id: int, business_day: dt.date) -> Decimal:
-    total = LedgerEntry.objects.filter(driver_id=driver_id, business_day=business_day).aggregate(
-        total=Sum("amount")
-    )["total"]
-    return money(total or ZERO)
+    return ledger_sums(driver_pks=[driver_id], business_day=business_day)[driver_id]
 
 
-def driver_day_close(
-    *, driver: Driver, day: dt.date, fleet: FleetSettings, paused: bool = False
-) -> DayClose | None:
-    """Close `day` for a driver whose row the caller has locked. None if it was already closed.
+@dataclass(frozen=True)
+class ClosedDay:
+    """A driver's business day that a close has just closed (its DayClose row is written)."""
+
+    driver_pk: int
+    business_day: dt.date
+
+
+@dataclass(frozen=True)
+class CloseVerdict:
+    """What closing one driver's day decides (DESIGN.md, money rules: the day close)."""
+
+    closing: Decimal
+    target: Decimal
+    sharing: bool
+    paused: bool
+    met: bool
+    consecutive_misses: int
+    carried_over: Decimal
+    flagged_for_review: bool
+
+
+def close_verdict(
+    *, driver: Driver, closing: Decimal, fleet: FleetSettings, paused: bool
+) -> CloseVerdict:
+    """The rules of one driver's close, from its locked row and its day's ledger sum.
 
     A paused day (the driver could not work it: a day off, no vehicle for the whole day, or
     away after a termination) records no miss and adds no debt: the misses stay as they were
     and only a debt the day opened with is carried on."""
-    paused = paused or driver_paused_on(driver=driver, day=day, fleet=fleet)
-    closing = ledger_sum(driver_id=driver.pk, business_day=day)
     target = driver.effective_target(fleet)
     sharing = driver.effective_sharing(fleet)
     met = closing >= target
@@ -89,94 +126,169 @@ def driver_day_close(
         misses = 0 if met else driver.consecutive_misses + 1
         carried = -(target - closing) if (sharing and not met) else ZERO
     flagged = driver.flagged_for_review or (sharing and misses >= TERMINATION_REVIEW_MISSES)
-    try:
-        with transaction.atomic():  # savepoint: a second close of the same day is a no-op
-            close = DayClose.objects.create(
-                driver=driver,
-                business_day=day,
-                closing_balance=closing,
-                cached_balance=driver.current_balance,
-                target=target,
-                target_met=met,
-                sharing=sharing,
-                carried_over=carried,
-                consecutive_misses=misses,
-                flagged_for_review=flagged,
-                paused=paused,
-            )
-    except IntegrityError:
-        return None
-    if not met and not paused:
-        deduction_propose(driver=driver, day=day, shortfall=target - closing)
+    return CloseVerdict(closing, target, sharing, paused, met, misses, carried, flagged)
+
+
+def drivers_day_close(
+    *, drivers: Sequence[Driver], day: dt.date, fleet: FleetSettings, paused: bool = False
+) -> list[ClosedDay]:
+    """Close `day` for driver rows the caller has locked, all on that day (`paused`: as paused
+    days), and move them to the next day. A fixed number of statements however many drivers:
+    the batch close runs it over a thousand at a time, a posting's lazy close over one.
+
+    A driver whose day is closed already (by someone else, the row not moved on) is only moved
+    on. Returns the closes written."""
+    pks = [driver.pk for driver in drivers]
+    closed_before = set(
+        DayClose.objects.filter(driver_id__any_of=set(pks), business_day=day).values_list(
+            "driver_id", flat=True
+        )
+    )
     next_day = day + dt.timedelta(days=1)
-    LedgerEntry.objects.create(
-        driver=driver,
-        business_day=next_day,
-        kind=EntryKind.OPENING,
-        amount=carried,
-        note=f"carried over from {day.isoformat()}",
+    if closed_before:
+        Driver.objects.filter(pk__any_of=set(closed_before)).update(balance_day=next_day)
+        for driver in drivers:
+            if driver.pk in closed_before:
+                driver.balance_day = next_day
+    closing = [driver for driver in drivers if driver.pk not in closed_before]
+    if not closing:
+        return []
+    sums = ledger_sums(driver_pks=[d.pk for d in closing], business_day=day)
+    paused_pks = (
+        set(sums) if paused else drivers_paused_on(driver_pks=list(sums), day=day, fleet=fleet)
     )
-    driver_balance_set(
-        driver_pk=driver.pk,
-        target=target,
-        balance=carried,
-        day=next_day,
-        consecutive_misses=misses,
-        flagged_for_review=flagged,
+    verdicts = [
+        (
+            driver,
+            close_verdict(
+                driver=driver, closing=sums[driver.pk], fleet=fleet, paused=driver.pk in paused_pks
+            ),
+        )
+        for driver in closing
+    ]
+    rows_insert(
+        model=DayClose,
+        rows=[
+            {
+                "driver_id": driver.pk,
+                "business_day": day,
+                "closing_balance": v.closing,
+                "cached_balance": money(driver.current_balance),
+                "target": v.target,
+                "target_met": v.met,
+                "sharing": v.sharing,
+                "carried_over": v.carried_over,
+                "consecutive_misses": v.consecutive_misses,
+                "flagged_for_review": v.flagged_for_review,
+                "paused": v.paused,
+            }
+            for driver, v in verdicts
+        ],
     )
-    if flagged and not driver.flagged_for_review:
-        events.event_record(
+    deductions_propose(
+        day=day,
+        shortfalls=[
+            Shortfall(driver=driver, amount=v.target - v.closing)
+            for driver, v in verdicts
+            if not v.met and not v.paused
+        ],
+    )
+    rows_insert(
+        model=LedgerEntry,
+        rows=[
+            {
+                "driver_id": driver.pk,
+                "business_day": next_day,
+                "kind": EntryKind.OPENING.value,
+                "amount": v.carried_over,
+                "note": f"carried over from {day.isoformat()}",
+            }
+            for driver, v in verdicts
+        ],
+    )
+    # Built before the rows and their objects are set: who this very close flags.
+    flagged_now = [
+        events.EventDraft(
             title=events.EventTitle.TERMINATION_REVIEW,
             level=events.EventLevel.WARNING,
             driver=driver,
-            message=f"{driver.driver_id} missed the target {misses} days in a row",
-            data={"business_day": day.isoformat(), "consecutive_misses": misses},
+            message=f"{driver.driver_id} missed the target {v.consecutive_misses} days in a row",
+            data={"business_day": day.isoformat(), "consecutive_misses": v.consecutive_misses},
         )
-    bonus = whole_shillings_down(fleet.bonus_amount)
-    if met and not paused and fleet.bonus_enabled and bonus > 0:
-        ports.payout_outbox().bonus_queue(
-            driver=driver,
-            business_day=day,
-            amount=bonus,
-            instant=driver.effective_instant_payout(fleet),
-        )
-    driver.refresh_from_db()
-    return close
-
-
-def driver_paused_on(*, driver: Driver, day: dt.date, fleet: FleetSettings) -> bool:
-    """Off on the roster, or no vehicle at any moment of the business day."""
-    if driver_is_off(driver_pk=driver.pk, day=day):
-        return True
-    opened = day_close_moment(day - dt.timedelta(days=1), fleet=fleet)
-    return not driver_had_vehicle(
-        driver_pk=driver.pk, start=opened, end=day_close_moment(day, fleet=fleet)
+        for driver, v in verdicts
+        if v.flagged_for_review and not driver.flagged_for_review
+    ]
+    drivers_balance_after_close(
+        rows=[
+            BalanceAfterClose(
+                driver=driver,
+                target=v.target,
+                balance=v.carried_over,
+                balance_day=next_day,
+                consecutive_misses=v.consecutive_misses,
+                flagged_for_review=v.flagged_for_review,
+            )
+            for driver, v in verdicts
+        ]
     )
+    events.events_record(drafts=flagged_now)
+    bonus = whole_shillings_down(fleet.bonus_amount)
+    if fleet.bonus_enabled and bonus > 0:
+        ports.payout_outbox().bonuses_queue(
+            bonuses=[
+                BonusToQueue(
+                    driver=driver,
+                    business_day=day,
+                    amount=bonus,
+                    instant=driver.effective_instant_payout(fleet),
+                )
+                for driver, v in verdicts
+                if v.met and not v.paused
+            ]
+        )
+    return [ClosedDay(driver_pk=driver.pk, business_day=day) for driver, _ in verdicts]
+
+
+def drivers_paused_on(
+    *, driver_pks: Collection[int], day: dt.date, fleet: FleetSettings
+) -> set[int]:
+    """Those of the drivers off on the roster, or with no vehicle at any moment of the day."""
+    opened = day_close_moment(day - dt.timedelta(days=1), fleet=fleet)
+    with_vehicle = drivers_with_vehicle(
+        driver_pks=driver_pks, start=opened, end=day_close_moment(day, fleet=fleet)
+    )
+    return drivers_off(driver_pks=driver_pks, day=day) | (set(driver_pks) - with_vehicle)
+
+
+def drivers_roll_to_day(
+    *, drivers: Sequence[Driver], day: dt.date, fleet: FleetSettings, paused: bool = False
+) -> list[ClosedDay]:
+    """Close every business day before `day` that the locked driver rows are still on, oldest
+    first (as paused days with `paused`). Raises DayCloseNotReady (the caller's transaction
+    rolls back, releasing the locks) when one of them must wait."""
+    closes: list[ClosedDay] = []
+    unset = [driver for driver in drivers if driver.balance_day is None]
+    if unset:
+        Driver.objects.filter(pk__any_of={driver.pk for driver in unset}).update(balance_day=day)
+        for driver in unset:
+            driver.balance_day = day
+    while behind := [d for d in drivers if d.balance_day is not None and d.balance_day < day]:
+        oldest = min(d.balance_day for d in behind if d.balance_day is not None)
+        day_close_require_ready(day=oldest, fleet=fleet)
+        closes += drivers_day_close(
+            drivers=[d for d in behind if d.balance_day == oldest],
+            day=oldest,
+            fleet=fleet,
+            paused=paused,
+        )
+    return closes
 
 
 def driver_roll_to_day(
     *, driver: Driver, day: dt.date, fleet: FleetSettings, paused: bool = False
-) -> list[DayClose]:
-    """Close every business day before `day` that the locked driver row is still on, in order
-    (as paused days with `paused`). Raises DayCloseNotReady (the caller's transaction rolls
-    back, releasing the lock) when one of them must wait."""
-    closes: list[DayClose] = []
-    if driver.balance_day is None:
-        Driver.objects.filter(pk=driver.pk).update(balance_day=day)
-        driver.balance_day = day
-        return closes
-    while driver.balance_day < day:
-        day_close_require_ready(day=driver.balance_day, fleet=fleet)
-        close = driver_day_close(driver=driver, day=driver.balance_day, fleet=fleet, paused=paused)
-        if close is None:
-            # Already closed by someone else but the row was not moved on: move it now.
-            Driver.objects.filter(pk=driver.pk).update(
-                balance_day=driver.balance_day + dt.timedelta(days=1)
-            )
-            driver.refresh_from_db()
-        else:
-            closes.append(close)
-    return closes
+) -> list[ClosedDay]:
+    """drivers_roll_to_day for one locked driver row (a posting's lazy close, a fix, an exit)."""
+    return drivers_roll_to_day(drivers=[driver], day=day, fleet=fleet, paused=paused)
 
 
 def current_business_day(fleet: FleetSettings) -> dt.date:
@@ -220,12 +332,25 @@ def day_close_run(*, through_day: dt.date | None = None) -> int:
         day_close_require_ready(day=day, fleet=fleet)
         day += dt.timedelta(days=1)
     closed = 0
-    for driver_pk in Driver.objects.filter(is_active=True).values_list("pk", flat=True):
+    pending = Driver.objects.filter(
+        Q(balance_day__lte=last) | Q(balance_day__isnull=True), is_active=True
+    )
+    driver_pks = list(pending.order_by("pk").values_list("pk", flat=True))
+    for start in range(0, len(driver_pks), DAY_CLOSE_CHUNK):
+        chunk = driver_pks[start : start + DAY_CLOSE_CHUNK]
 
-        def roll(pk: int = driver_pk) -> int:
-            driver = Driver.objects.select_for_update().get(pk=pk)
+        def roll(chunk: list[int] = chunk) -> int:
+            # Vehicles before drivers, as every posting locks them: a driver more than a day
+            # behind has its row updated twice here (drivers_vehicles_lock says why that
+            # matters). The rows are re-read under the lock: a posting may have rolled one.
+            drivers_vehicles_lock(driver_pks=chunk)
+            drivers = list(
+                Driver.objects.select_for_update()
+                .filter(pk__any_of=set(chunk), is_active=True)
+                .order_by("pk")
+            )
             return len(
-                driver_roll_to_day(driver=driver, day=last + dt.timedelta(days=1), fleet=fleet)
+                drivers_roll_to_day(drivers=drivers, day=last + dt.timedelta(days=1), fleet=fleet)
             )
 
         closed += atomic_with_retry(roll, attempts=5, label="day_close")

@@ -9,7 +9,11 @@ two movements of one deposit never race; the chain trigger holds even around the
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
+
+from django.db.models import OuterRef, Subquery
 
 from tuktuk.core import events
 from tuktuk.core.errors import InvalidInput
@@ -72,27 +76,63 @@ def deposit_entry_add(
     )
 
 
-def deduction_propose(
-    *, driver: Driver, day: dt.date, shortfall: Decimal
-) -> DeductionProposal | None:
-    """At a missed day's close (the caller holds the driver's lock): propose paying the
-    shortfall from the deposit, up to its balance, when the driver allows it. A fleet manager
-    approves or rejects it (ledger.deposits.deduction_decide)."""
-    allowed = DepositAccount.objects.filter(driver=driver, allow_target_deduction=True).exists()
-    if not allowed or shortfall <= 0:
-        return None
-    balance = deposit_balance(driver_pk=driver.pk)
-    if balance <= 0:
-        return None
-    amount = min(shortfall, balance)
-    proposal = DeductionProposal.objects.create(
-        driver=driver, business_day=day, shortfall=shortfall, amount=amount
+@dataclass(frozen=True)
+class Shortfall:
+    """A missed day: how far the driver fell short of the target."""
+
+    driver: Driver
+    amount: Decimal
+
+
+def deposit_balances(*, driver_pks: Collection[int]) -> dict[int, Decimal]:
+    """Each of these drivers' deposit balance (its last entry's balance_after); a driver with
+    no entry is absent. One query."""
+    last_seq = DepositEntry.objects.filter(driver_id=OuterRef("driver_id")).order_by("-seq")
+    return {
+        driver_pk: money(balance)
+        for driver_pk, balance in DepositEntry.objects.filter(
+            driver_id__any_of=set(driver_pks), seq=Subquery(last_seq.values("seq")[:1])
+        ).values_list("driver_id", "balance_after")
+    }
+
+
+def deductions_propose(*, day: dt.date, shortfalls: Sequence[Shortfall]) -> list[DeductionProposal]:
+    """At a missed day's close (the caller holds the drivers' locks): for each driver who
+    allows it, propose paying the shortfall from the deposit, up to its balance. A fleet
+    manager approves or rejects each (ledger.deposits.deduction_decide). A fixed number of
+    queries however many drivers missed."""
+    owed = {s.driver.pk: s for s in shortfalls if s.amount > 0}
+    allowed = DepositAccount.objects.filter(
+        driver_id__any_of=set(owed), allow_target_deduction=True
+    ).values_list("driver_id", flat=True)
+    balances = deposit_balances(driver_pks=list(allowed))
+    proposals = DeductionProposal.objects.bulk_create(
+        [
+            DeductionProposal(
+                driver=owed[driver_pk].driver,
+                business_day=day,
+                shortfall=owed[driver_pk].amount,
+                amount=min(owed[driver_pk].amount, balance),
+            )
+            for driver_pk, balance in sorted(balances.items())
+            if balance > 0
+        ]
     )
-    events.event_record(
-        title=events.EventTitle.DEDUCTION_PROPOSED,
-        driver=driver,
-        message=f"{driver.driver_id} missed {day} by {format_ksh(shortfall)} KSH: "
-        f"{format_ksh(amount)} KSH from the deposit waits for a fleet manager",
-        data={"proposal": proposal.pk, "amount": str(amount), "shortfall": str(shortfall)},
+    events.events_record(
+        drafts=[
+            events.EventDraft(
+                title=events.EventTitle.DEDUCTION_PROPOSED,
+                driver=proposal.driver,
+                message=f"{proposal.driver.driver_id} missed {day} by "
+                f"{format_ksh(proposal.shortfall)} KSH: {format_ksh(proposal.amount)} KSH "
+                "from the deposit waits for a fleet manager",
+                data={
+                    "proposal": proposal.pk,
+                    "amount": str(proposal.amount),
+                    "shortfall": str(proposal.shortfall),
+                },
+            )
+            for proposal in proposals
+        ]
     )
-    return proposal
+    return proposals

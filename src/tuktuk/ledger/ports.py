@@ -31,6 +31,14 @@ class ShareToQueue:
     instant: bool
 
 
+@dataclass(frozen=True)
+class BonusToQueue:
+    driver: Driver
+    business_day: dt.date
+    amount: Decimal
+    instant: bool
+
+
 class PayoutOutbox(Protocol):
     """Queues transfers inside the caller's database transaction (an outbox row, no network)."""
 
@@ -42,9 +50,9 @@ class PayoutOutbox(Protocol):
         """share_queue for many fares at once (the posting engine's batch)."""
         ...
 
-    def bonus_queue(
-        self, *, driver: Driver, business_day: dt.date, amount: Decimal, instant: bool
-    ) -> None: ...
+    def bonuses_queue(self, *, bonuses: Sequence[BonusToQueue]) -> None:
+        """The bonuses of the drivers who met their target on a closed day."""
+        ...
 
     def refund_queue(self, *, refund: DepositRefund, driver: Driver, amount: Decimal) -> None:
         """An approved deposit refund: sent without waiting for a release."""

@@ -32,7 +32,7 @@ from django.utils import timezone
 from tuktuk.core import events
 from tuktuk.core.db import atomic_with_retry
 from tuktuk.core.money import ZERO, money
-from tuktuk.fleet.assignments import driver_on_duty
+from tuktuk.fleet.assignments import driver_on_duty, drivers_vehicles_lock
 from tuktuk.fleet.balance import driver_balance_credit
 from tuktuk.fleet.models import OUT_OF_SERVICE, Driver, FleetSettings, Vehicle
 from tuktuk.ledger import ports
@@ -129,7 +129,7 @@ def account_resolve(
         by_id = Driver.objects.filter(driver_id=account, is_active=True).order_by()
         if driver_pk := by_id.values_list("pk", flat=True).first():
             if lock:
-                paying_drivers_vehicles_lock(driver_pks=[driver_pk])
+                drivers_vehicles_lock(driver_pks=[driver_pk])
             return Resolved(None, driver_pk, True)
     # order_by(): lookups on unique keys need no ORDER BY (Meta.ordering would add one).
     vehicles = Vehicle.objects.filter(mpesa_account=account, is_active=True).order_by()
@@ -144,25 +144,9 @@ def account_resolve(
     by_alias = Driver.objects.filter(account_alias=account, is_active=True).order_by()
     if driver_pk := by_alias.values_list("pk", flat=True).first():
         if lock:
-            paying_drivers_vehicles_lock(driver_pks=[driver_pk])
+            drivers_vehicles_lock(driver_pks=[driver_pk])
         return Resolved(None, driver_pk, True)
     return Resolved(None, None, False)
-
-
-def paying_drivers_vehicles_lock(*, driver_pks: list[int]) -> None:
-    """Lock the vehicles of drivers paying the fleet, before their driver rows. Why: a posting
-    updates a driver row twice in one transaction, and PostgreSQL then re-checks the row's
-    vehicle foreign key (FOR KEY SHARE on the vehicle); a fare holding that vehicle (FOR UPDATE)
-    while waiting for the driver would close a cycle. Vehicles before drivers, as everywhere."""
-    vehicle_pks = Driver.objects.filter(pk__in=driver_pks, vehicle__isnull=False).values_list(
-        "vehicle_id", flat=True
-    )
-    list(
-        Vehicle.objects.select_for_update()
-        .filter(pk__in=list(vehicle_pks))
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
 
 
 def _existing(trans_id: str) -> Transaction | None:

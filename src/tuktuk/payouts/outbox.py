@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from tuktuk.fleet.models import Driver
 from tuktuk.ledger.models import DepositRefund, Transaction
-from tuktuk.ledger.ports import ShareToQueue
+from tuktuk.ledger.ports import BonusToQueue, ShareToQueue
 from tuktuk.payouts.models import Payout, PayoutKind, PayoutState
 
 
@@ -104,17 +104,20 @@ class OutboxForLedger:
             ]
         )
 
-    def bonus_queue(
-        self, *, driver: Driver, business_day: dt.date, amount: Decimal, instant: bool
-    ) -> None:
-        payout_queue(
-            driver=driver,
-            amount=amount,
-            kind=PayoutKind.BONUS,
-            originator_conversation_id=bonus_originator_id(
-                driver_id=driver.driver_id, business_day=business_day
-            ),
-            instant=instant,
+    def bonuses_queue(self, *, bonuses: Sequence[BonusToQueue]) -> None:
+        Payout.objects.bulk_create(
+            [
+                _payout_row(
+                    driver=bonus.driver,
+                    amount=bonus.amount,
+                    kind=PayoutKind.BONUS,
+                    originator_conversation_id=bonus_originator_id(
+                        driver_id=bonus.driver.driver_id, business_day=bonus.business_day
+                    ),
+                    instant=bonus.instant,
+                )
+                for bonus in bonuses
+            ]
         )
 
     def refund_queue(self, *, refund: DepositRefund, driver: Driver, amount: Decimal) -> None:
