@@ -111,32 +111,30 @@ def rows_insert(*, model: type[models.Model], rows: Sequence[Mapping[str, Any]])
     table = connection.ops.quote_name(model._meta.db_table)
     row_sql = f"({', '.join(['%s'] * len(columns))})"
     per_statement = max(1, _PARAMETERS_PER_INSERT // len(columns))
+
+    def values_of(row: Mapping[str, Any]) -> list[Any]:
+        return [
+            fields[name].get_db_prep_save(row[name], connection) if prepare else row[name]
+            for name, prepare in zip(names, prepared, strict=True)
+        ]
+
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # COPY: PostgreSQL's bulk path, several times faster than a multi-row INSERT here;
             # row triggers and constraints apply all the same.
+            # wrap_database_errors: a refusal (a constraint, a trigger) raises Django's
+            # IntegrityError or DatabaseError, as through the ORM, not psycopg's own.
             const = list(constants.values())
-            with cursor.cursor.copy(f"COPY {table} ({quoted}) FROM STDIN") as copy:
+            copying = cursor.cursor.copy(f"COPY {table} ({quoted}) FROM STDIN")
+            with connection.wrap_database_errors, copying as copy:
                 for row in rows:
-                    copy.write_row(
-                        [
-                            fields[name].get_db_prep_save(row[name], connection)
-                            if prepare
-                            else row[name]
-                            for name, prepare in zip(names, prepared, strict=True)
-                        ]
-                        + const
-                    )
+                    copy.write_row(values_of(row) + const)
             return
         for start in range(0, len(rows), per_statement):
             chunk = rows[start : start + per_statement]
             params: list[Any] = []
             for row in chunk:
-                for name, prepare in zip(names, prepared, strict=True):
-                    value = row[name]
-                    params.append(
-                        fields[name].get_db_prep_save(value, connection) if prepare else value
-                    )
+                params += values_of(row)
                 params += constants.values()
             # Only placeholders and our own identifiers go into the text.
             cursor.execute(

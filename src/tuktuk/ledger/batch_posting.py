@@ -31,7 +31,7 @@ from enum import StrEnum
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Q
 
-from tuktuk.core.db import is_retryable
+from tuktuk.core.db import is_retryable, rows_insert
 from tuktuk.core.money import ZERO
 from tuktuk.fleet.assignments import DutyRoster
 from tuktuk.fleet.balance import BalanceCredit, drivers_balance_credit
@@ -206,17 +206,18 @@ class _FastLane:
         if not self.pending:
             return
         Transaction.objects.bulk_create([posted for posted, _, _ in self.pending])
-        LedgerEntry.objects.bulk_create(
-            [
-                LedgerEntry(
-                    driver=driver,
-                    business_day=day,
-                    kind=EntryKind.CONTRIBUTION,
-                    amount=posted.target_contribution,
-                    transaction=posted,
-                )
+        rows_insert(
+            model=LedgerEntry,
+            rows=[
+                {
+                    "driver_id": driver.pk,
+                    "business_day": day,
+                    "kind": EntryKind.CONTRIBUTION.value,
+                    "amount": posted.target_contribution,
+                    "transaction_id": posted.pk,
+                }
                 for posted, driver, day in self.pending
-            ]
+            ],
         )
         credited: dict[int, tuple[Decimal, dt.date]] = {}
         for posted, driver, day in self.pending:

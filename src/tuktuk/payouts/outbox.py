@@ -9,7 +9,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
+from tuktuk.core.db import rows_insert
 from tuktuk.fleet.models import Driver
 from tuktuk.ledger.models import DepositRefund, Transaction
 from tuktuk.ledger.ports import BonusToQueue, ShareToQueue
@@ -28,7 +30,7 @@ def bonus_originator_id(*, driver_id: str, business_day: dt.date) -> str:
     return f"TTL-BONUS-{driver_id}-{business_day.isoformat()}"
 
 
-def payout_queue(
+def payout_row(
     *,
     driver: Driver,
     amount: Decimal,
@@ -37,41 +39,24 @@ def payout_queue(
     instant: bool,
     transaction: Transaction | None = None,
     refund: DepositRefund | None = None,
-) -> Payout:
-    """Create the outbox row for one transfer, inside the caller's transaction."""
-    row = _payout_row(
-        driver=driver,
-        amount=amount,
-        kind=kind,
-        originator_conversation_id=originator_conversation_id,
-        instant=instant,
-        transaction=transaction,
-        refund=refund,
-    )
-    row.save(force_insert=True)
-    return row
+) -> dict[str, Any]:
+    """The outbox row for one transfer, for payouts_insert."""
+    return {
+        "kind": kind.value,
+        "transaction_id": transaction.pk if transaction is not None else None,
+        "refund_id": refund.pk if refund is not None else None,
+        "driver_id": driver.pk,
+        "phone": driver.mpesa_number,
+        "amount": amount,
+        "state": (PayoutState.PENDING if instant else PayoutState.HELD).value,
+        "originator_conversation_id": originator_conversation_id,
+    }
 
 
-def _payout_row(
-    *,
-    driver: Driver,
-    amount: Decimal,
-    kind: PayoutKind,
-    originator_conversation_id: str,
-    instant: bool,
-    transaction: Transaction | None = None,
-    refund: DepositRefund | None = None,
-) -> Payout:
-    return Payout(
-        kind=kind,
-        transaction=transaction,
-        refund=refund,
-        driver=driver,
-        phone=driver.mpesa_number,
-        amount=amount,
-        state=PayoutState.PENDING if instant else PayoutState.HELD,
-        originator_conversation_id=originator_conversation_id,
-    )
+def payouts_insert(rows: Sequence[dict[str, Any]]) -> None:
+    """Write outbox rows inside the caller's transaction: one statement however many (a
+    batch of fares, a day close's bonuses), without building model instances."""
+    rows_insert(model=Payout, rows=rows)
 
 
 class OutboxForLedger:
@@ -80,19 +65,16 @@ class OutboxForLedger:
     def share_queue(
         self, *, transaction: Transaction, driver: Driver, amount: Decimal, instant: bool
     ) -> None:
-        payout_queue(
-            driver=driver,
-            amount=amount,
-            kind=PayoutKind.SHARE,
-            originator_conversation_id=share_originator_id(transaction.trans_id),
-            instant=instant,
-            transaction=transaction,
+        self.shares_queue(
+            shares=[
+                ShareToQueue(transaction=transaction, driver=driver, amount=amount, instant=instant)
+            ]
         )
 
     def shares_queue(self, *, shares: Sequence[ShareToQueue]) -> None:
-        Payout.objects.bulk_create(
+        payouts_insert(
             [
-                _payout_row(
+                payout_row(
                     driver=share.driver,
                     amount=share.amount,
                     kind=PayoutKind.SHARE,
@@ -105,9 +87,9 @@ class OutboxForLedger:
         )
 
     def bonuses_queue(self, *, bonuses: Sequence[BonusToQueue]) -> None:
-        Payout.objects.bulk_create(
+        payouts_insert(
             [
-                _payout_row(
+                payout_row(
                     driver=bonus.driver,
                     amount=bonus.amount,
                     kind=PayoutKind.BONUS,
@@ -121,13 +103,17 @@ class OutboxForLedger:
         )
 
     def refund_queue(self, *, refund: DepositRefund, driver: Driver, amount: Decimal) -> None:
-        payout_queue(
-            driver=driver,
-            amount=amount,
-            kind=PayoutKind.REFUND,
-            originator_conversation_id=refund_originator_id(
-                driver_id=driver.driver_id, refund_pk=refund.pk
-            ),
-            instant=True,  # a fleet manager approved this very transfer
-            refund=refund,
+        payouts_insert(
+            [
+                payout_row(
+                    driver=driver,
+                    amount=amount,
+                    kind=PayoutKind.REFUND,
+                    originator_conversation_id=refund_originator_id(
+                        driver_id=driver.driver_id, refund_pk=refund.pk
+                    ),
+                    instant=True,  # a fleet manager approved this very transfer
+                    refund=refund,
+                )
+            ]
         )
