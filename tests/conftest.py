@@ -22,6 +22,17 @@ pytest_plugins = ["tests.support.clock_at"]  # --clock-at
 os.environ.setdefault("TUKTUK_POSTING", "inline")
 django_settings.POSTING_MODE = os.environ["TUKTUK_POSTING"]
 
+# The fleet settings cache (tuktuk.fleet.settings_cache) is off for the suite, in this process
+# and in the servers and engines the tests start (they inherit this environment). Its
+# invalidation is exact only within the process that makes the change: tests change the
+# settings here and at once expect a live server in another process to apply them, which with
+# the cache on would pass or fail with the timing. And in this process the transactional tests'
+# tables are emptied between tests by a flush, which no signal reports, so one test's settings
+# would be served to the next. The cache's own tests (tests/fleet/test_settings_cache.py) turn
+# it on for themselves.
+os.environ.setdefault("TUKTUK_SETTINGS_CACHE_SECONDS", "0")
+django_settings.FLEET_SETTINGS_CACHE_SECONDS = int(os.environ["TUKTUK_SETTINGS_CACHE_SECONDS"])
+
 settings.register_profile(
     "default",
     deadline=None,

@@ -459,6 +459,12 @@ def read_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "ENGINE_POLL_SECONDS": env(
             "TUKTUK_ENGINE_POLL_SECONDS", cast=positive_number, default=0.05
         ),
+        # Each process keeps the fleet settings row this long (fleet.settings_cache): a change
+        # made in another process (an operator in the admin, seen by the web workers and the
+        # engines) applies within this time. 0: read on every use.
+        "FLEET_SETTINGS_CACHE_SECONDS": env(
+            "TUKTUK_SETTINGS_CACHE_SECONDS", cast=integer(minimum=0), default=5
+        ),
         # Daraja (M-Pesa) credentials come from the environment only: never stored, never
         # logged.
         "MPESA_BASE_URL": env(

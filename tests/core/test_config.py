@@ -57,6 +57,7 @@ def test_defaults(read: Any, tmp_path: Path) -> None:
     assert settings["CALLBACK_TRUST_FORWARDED_FOR"] is False
     assert settings["MAX_PAYMENT_AMOUNT"] == Decimal("250000")
     assert settings["POSTING_MAX_ATTEMPTS"] == 8
+    assert settings["FLEET_SETTINGS_CACHE_SECONDS"] == 5
     assert settings["MPESA_BASE_URL"] == "https://sandbox.safaricom.co.ke"
     for name in [
         "MPESA_CONSUMER_KEY",
@@ -166,6 +167,7 @@ def test_integers_and_numbers(read: Any) -> None:
         TUKTUK_MPESA_TIMEOUT_SECONDS="2.5",
         TUKTUK_RECONCILE_EVERY_HOURS="0.25",
         TUKTUK_MAX_PAYMENT_AMOUNT="150000.50",
+        TUKTUK_SETTINGS_CACHE_SECONDS="0",
     )
     assert settings["DATA_UPLOAD_MAX_MEMORY_SIZE"] == 1024
     assert settings["POSTING_MAX_ATTEMPTS"] == 3
@@ -175,6 +177,7 @@ def test_integers_and_numbers(read: Any) -> None:
     assert settings["MPESA_TIMEOUT_SECONDS"] == 2.5
     assert settings["RECONCILE_EVERY_HOURS"] == 0.25
     assert settings["MAX_PAYMENT_AMOUNT"] == Decimal("150000.50")
+    assert settings["FLEET_SETTINGS_CACHE_SECONDS"] == 0  # 0 turns the cache off
     assert isinstance(settings["MAX_PAYMENT_AMOUNT"], Decimal)
 
 
@@ -429,6 +432,7 @@ def test_email_urls(read: Any, url: str, expected: dict[str, Any]) -> None:
         ("TUKTUK_POSTING_MAX_ATTEMPTS", "eight", "must be an integer, not 'eight'"),
         ("TUKTUK_MAX_BODY_BYTES", "64k", "must be an integer, not '64k'"),
         ("TUKTUK_DB_CONN_MAX_AGE", "-1", "must be an integer of at least 0, not '-1'"),
+        ("TUKTUK_SETTINGS_CACHE_SECONDS", "-1", "must be an integer of at least 0, not '-1'"),
         ("TUKTUK_DEBUG", "maybe", "must be true or false (also 1/0, yes/no, on/off), not 'maybe'"),
         ("TUKTUK_TRUST_X_FORWARDED_FOR", "2", "must be true or false"),
         ("TUKTUK_MPESA_STATUS_QUERY", "enabled", "must be true or false"),

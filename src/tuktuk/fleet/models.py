@@ -7,15 +7,20 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Length, Trim, Upper
 from django.db.models.lookups import Exact, GreaterThanOrEqual
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 
 from tuktuk.core.money import MoneyField
+from tuktuk.fleet.settings_cache import RowCache
 
 
 class Override(models.TextChoices):
@@ -71,6 +76,17 @@ def validate_times_of_day(value: str) -> None:
         raise ValidationError(str(exc)) from None
 
 
+settings_cache: RowCache[FleetSettings] = RowCache()
+
+
+class FleetSettingsQuerySet(models.QuerySet["FleetSettings"]):
+    def update(self, **kwargs: Any) -> int:
+        # A queryset update sends no signal; it must drop the cached row all the same.
+        rows = super().update(**kwargs)
+        settings_cache.changed(using=self.db)
+        return rows
+
+
 class FleetSettings(models.Model):
     """The single settings row (id = 1), with the legacy system's defaults."""
 
@@ -124,6 +140,8 @@ class FleetSettings(models.Model):
         help_text="{day} {closing} {target} {result} {carried_over} {name}",
     )
 
+    objects = FleetSettingsQuerySet.as_manager()
+
     class Meta:
         verbose_name = "fleet settings"
         verbose_name_plural = "fleet settings"
@@ -150,8 +168,21 @@ class FleetSettings(models.Model):
 
     @classmethod
     def load(cls) -> FleetSettings:
+        """The settings, read through this process's cache (fleet.settings_cache): a change
+        made here is seen by the next load once it commits; one made by another process,
+        within TUKTUK_SETTINGS_CACHE_SECONDS. Each call returns its own copy: changing it
+        (and saving it) never changes what other callers get."""
+        return settings_cache.get(cls._read, seconds=settings.FLEET_SETTINGS_CACHE_SECONDS)
+
+    @classmethod
+    def _read(cls) -> FleetSettings:
         settings_row, _ = cls.objects.get_or_create(id=cls.SINGLETON_ID)
         return settings_row
+
+
+@receiver([post_save, post_delete], sender=FleetSettings, dispatch_uid="fleet_settings_changed")
+def _fleet_settings_changed(sender: type[FleetSettings], using: str, **kwargs: Any) -> None:
+    settings_cache.changed(using=using)
 
 
 class VehicleStatus(models.TextChoices):
