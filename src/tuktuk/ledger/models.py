@@ -81,7 +81,15 @@ class Transaction(models.Model):
 
     class Meta:
         ordering = ["-received_at", "-id"]
-        indexes = [models.Index(fields=["driver", "business_day"])]
+        indexes = [
+            models.Index(fields=["driver", "business_day"]),
+            # Reads of one day across all drivers (reconciliation); INCLUDE on PostgreSQL only.
+            models.Index(
+                fields=["business_day", "driver"],
+                include=["status", "transaction_type", "target_contribution", "redeliveries", "id"],
+                name="ledger_tx_day_driver_idx",
+            ),
+        ]
         permissions = [
             ("assign_uncaptured", "Can assign uncaptured payments to drivers"),
             ("record_missed", "Can record missed M-Pesa payments"),
@@ -200,7 +208,15 @@ class LedgerEntry(AppendOnly):
     class Meta:
         ordering = ["business_day", "id"]
         verbose_name_plural = "ledger entries"
-        indexes = [models.Index(fields=["driver", "business_day"])]
+        indexes = [
+            models.Index(fields=["driver", "business_day"]),
+            # Reads of one day across all drivers (reconciliation); INCLUDE on PostgreSQL only.
+            models.Index(
+                fields=["business_day", "driver"],
+                include=["amount", "kind", "transaction"],
+                name="ledger_entry_day_driver_idx",
+            ),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=~Q(kind=EntryKind.CONTRIBUTION)
