@@ -141,3 +141,14 @@ def rows_insert(*, model: type[models.Model], rows: Sequence[Mapping[str, Any]])
                 f"INSERT INTO {table} ({quoted}) VALUES {', '.join([row_sql] * len(chunk))}",  # noqa: S608
                 params,
             )
+
+
+def on_postgresql(sql: str) -> Callable[[Any, Any], None]:
+    """A migration step (for RunPython) that runs `sql` on PostgreSQL and does nothing on the
+    other databases: a trigger, a storage parameter they have no equivalent of."""
+
+    def run(apps: Any, schema_editor: Any) -> None:
+        if schema_editor.connection.vendor == "postgresql":
+            schema_editor.execute(sql)
+
+    return run

@@ -5,19 +5,13 @@ pages every update wrote to all six indexes: 50 ms per thousand drivers in the d
 
 from django.db import migrations
 
+from tuktuk.core.db import on_postgresql
+
 FILLFACTOR = "ALTER TABLE fleet_driver SET (fillfactor = 50)"
 RESET = "ALTER TABLE fleet_driver RESET (fillfactor)"
-
-
-def _on_postgresql(sql: str):  # type: ignore[no-untyped-def]
-    def run(apps, schema_editor):  # type: ignore[no-untyped-def]
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(sql)
-
-    return run
 
 
 class Migration(migrations.Migration):
     dependencies = [("fleet", "0006_sms_settings_and_opt_out")]
 
-    operations = [migrations.RunPython(_on_postgresql(FILLFACTOR), _on_postgresql(RESET))]
+    operations = [migrations.RunPython(on_postgresql(FILLFACTOR), on_postgresql(RESET))]

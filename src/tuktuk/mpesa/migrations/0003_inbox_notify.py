@@ -5,6 +5,8 @@ Also an index for the engine's claim (unposted confirmations, oldest first)."""
 
 from django.db import migrations, models
 
+from tuktuk.core.db import on_postgresql
+
 CREATE = """
 CREATE OR REPLACE FUNCTION mpesa_callback_inbox_notify() RETURNS trigger AS $$
 BEGIN
@@ -23,19 +25,11 @@ DROP FUNCTION IF EXISTS mpesa_callback_inbox_notify();
 """
 
 
-def _on_postgresql(sql: str):  # type: ignore[no-untyped-def]
-    def run(apps, schema_editor):  # type: ignore[no-untyped-def]
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(sql)
-
-    return run
-
-
 class Migration(migrations.Migration):
     dependencies = [("mpesa", "0002_roles")]
 
     operations = [
-        migrations.RunPython(_on_postgresql(CREATE), _on_postgresql(DROP)),
+        migrations.RunPython(on_postgresql(CREATE), on_postgresql(DROP)),
         migrations.AddIndex(
             model_name="callback",
             index=models.Index(
