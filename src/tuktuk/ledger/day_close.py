@@ -4,7 +4,7 @@ The same function serves the batch close (worker / `tuktuk close-day`) and the l
 posting, so a payment that finds the driver still on an earlier day closes that day first and
 its split sees the new day's balance, even when the worker was down at midnight. It works on a
 set of locked driver rows in a fixed number of statements, however many: a thousand at a time
-in the batch close (10,000 drivers in about two seconds), one in a posting.
+in the batch close (10,000 drivers in about 1.5 s on PostgreSQL), one in a posting.
 
 A day closes only when it is ready: its cutoff is DAY_CLOSE_SETTLE_SECONDS past, and no
 confirmation received before the cutoff is still waiting to be posted (a fare belongs to the day
