@@ -27,6 +27,9 @@ from tuktuk.mpesa.models import Callback, CallbackState
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
+    # The fares' business day is the pinned one, not the hour the suite runs at (a midnight in
+    # the middle of the test would close the day under the engine).
+    pytest.mark.usefixtures("business_hours"),
     pytest.mark.skipif(
         connection.vendor == "sqlite",
         reason="SQLite has one writer: a batch holds the database's write lock from its claim "

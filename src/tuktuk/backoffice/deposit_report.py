@@ -26,9 +26,10 @@ from typing import Any
 
 from django.db.models import Count, Q, Sum
 
-from tuktuk.backoffice.selectors import deposit_balance_subquery, driver_status
+from tuktuk.backoffice.selectors import driver_status
 from tuktuk.core.money import ZERO, money
 from tuktuk.fleet.models import Driver
+from tuktuk.ledger.deposit_book import deposit_balance_subquery
 from tuktuk.ledger.models import Decision, DeductionProposal, DepositEntry, DepositEntryKind
 
 CSV_HEADER = [

@@ -11,20 +11,14 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import (
-    DecimalField,
     F,
-    OuterRef,
     QuerySet,
-    Subquery,
-    Value,
     prefetch_related_objects,
 )
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from tuktuk.core.errors import InvalidInput, NotFound
 from tuktuk.core.models import Event
-from tuktuk.core.money import ZERO
 from tuktuk.fleet.assignments import driver_on_duty, vehicle_status_now
 from tuktuk.fleet.models import (
     Assignment,
@@ -37,6 +31,7 @@ from tuktuk.fleet.models import (
 )
 from tuktuk.fleet.selectors import driver_get, driver_id_canonical
 from tuktuk.ledger.day_close import current_business_day
+from tuktuk.ledger.deposit_book import deposit_balance_subquery
 from tuktuk.ledger.deposits import deduction_proposals, deposit_show
 from tuktuk.ledger.models import DeductionProposal, DepositEntry, DepositRefund
 
@@ -66,17 +61,6 @@ class Page:
 
 
 _COMPUTED = ("vehicle_id", "mpesa_account", "status", "deposit_balance")
-
-
-def deposit_balance_subquery(driver_pk: str = "pk") -> Coalesce:
-    """The driver's deposit balance (its last entry's balance_after, or 0), for annotate() on
-    a queryset whose `driver_pk` column is the driver's primary key."""
-    last = DepositEntry.objects.filter(driver_id=OuterRef(driver_pk)).order_by("-seq")
-    return Coalesce(
-        Subquery(last.values("balance_after")[:1]),
-        Value(ZERO),
-        output_field=DecimalField(max_digits=14, decimal_places=2),
-    )
 
 
 def driver_status(row: Mapping[str, Any]) -> str:

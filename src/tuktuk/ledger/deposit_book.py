@@ -13,7 +13,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import OuterRef, Subquery
+from django.db.models import DecimalField, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 
 from tuktuk.core import events
 from tuktuk.core.errors import InvalidInput
@@ -84,14 +85,31 @@ class Shortfall:
     amount: Decimal
 
 
+def _last_entries(driver_pk: str) -> QuerySet[DepositEntry]:
+    """A driver's deposit entries, last first, for a subquery: `driver_pk` names the outer
+    query's column holding the driver's primary key. The balance is the first one's
+    balance_after."""
+    return DepositEntry.objects.filter(driver_id=OuterRef(driver_pk)).order_by("-seq")
+
+
+def deposit_balance_subquery(driver_pk: str = "pk") -> Coalesce:
+    """The driver's deposit balance (its last entry's balance_after, or 0), for annotate() on
+    a queryset whose `driver_pk` column is the driver's primary key."""
+    return Coalesce(
+        Subquery(_last_entries(driver_pk).values("balance_after")[:1]),
+        Value(ZERO),
+        output_field=DecimalField(max_digits=14, decimal_places=2),
+    )
+
+
 def deposit_balances(*, driver_pks: Collection[int]) -> dict[int, Decimal]:
     """Each of these drivers' deposit balance (its last entry's balance_after); a driver with
     no entry is absent. One query."""
-    last_seq = DepositEntry.objects.filter(driver_id=OuterRef("driver_id")).order_by("-seq")
+    last_seq = _last_entries("driver_id").values("seq")[:1]
     return {
         driver_pk: money(balance)
         for driver_pk, balance in DepositEntry.objects.filter(
-            driver_id__any_of=set(driver_pks), seq=Subquery(last_seq.values("seq")[:1])
+            driver_id__any_of=set(driver_pks), seq=Subquery(last_seq)
         ).values_list("driver_id", "balance_after")
     }
 

@@ -32,7 +32,6 @@ from tuktuk.backoffice.errors import admin_error
 from tuktuk.backoffice.legacy import fix_driver_balance, reconcile_driver_balance
 from tuktuk.backoffice.plain_labels import plain_text
 from tuktuk.backoffice.responses import statement_csv_response
-from tuktuk.backoffice.selectors import deposit_balance_subquery
 from tuktuk.core.dates import MOMENT_FORMATS, day_parse
 from tuktuk.core.errors import InvalidInput, OperatorError
 from tuktuk.fleet.assignments import driver_on_duty, vehicle_status_now
@@ -46,6 +45,7 @@ from tuktuk.fleet.models import (
     Vehicle,
     VehicleStatusChange,
 )
+from tuktuk.ledger.deposit_book import deposit_balance_subquery
 from tuktuk.ledger.duty import (
     WEEKDAYS,
     day_off_set_by,

@@ -21,12 +21,13 @@ from tuktuk.backoffice.admin_utils import ReadOnlyAdmin, TotalsMixin, action_rea
 from tuktuk.backoffice.deposit_report import deposit_report
 from tuktuk.backoffice.errors import admin_error
 from tuktuk.backoffice.responses import deposit_report_csv_response
-from tuktuk.backoffice.selectors import deposit_balance_subquery, refund_paid
+from tuktuk.backoffice.selectors import refund_paid
 from tuktuk.core.dates import MOMENT_FORMATS
 from tuktuk.core.errors import InvalidInput, OperatorError
 from tuktuk.core.money import operator_amount
 from tuktuk.fleet.models import Driver
 from tuktuk.ledger.adjustments import adjustment_add
+from tuktuk.ledger.deposit_book import deposit_balance_subquery
 from tuktuk.ledger.deposits import (
     OPERATOR_CREDITS,
     OPERATOR_DEBITS,
