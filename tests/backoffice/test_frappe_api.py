@@ -19,6 +19,7 @@ from django.test import Client
 from django.utils import timezone
 
 from tests.support.clock import NAIROBI
+from tests.support.clock_at import children_now
 from tests.support.factories import edit_balance_by_sql, make_driver, pay
 from tests.support.live_server import LiveServer
 from tuktuk.backoffice.api_auth import api_token_create, frappe_api_key_create
@@ -69,9 +70,10 @@ MASS_KEYS = {
 
 @pytest.fixture
 def now() -> Iterator[dt.datetime]:
-    """10:00 in Nairobi today, frozen: today (not a fixed day), so that the live server, on
-    the real clock (or --clock-at's), is on the same business day as this process."""
-    today = timezone.now().astimezone(NAIROBI).date()
+    """10:00 in Nairobi on the live server's today, frozen: its day (not a fixed one), so that the
+    live server, on the real clock (or --clock-at's, which has run on since the session began),
+    posts into the same business day as this process."""
+    today = children_now().date()
     instant = dt.datetime.combine(today, dt.time(10, 0), tzinfo=NAIROBI)
     with time_machine.travel(instant, tick=False):
         yield instant

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from tests.backoffice.test_worker_alerts import body_and_subject
 from tests.support.clock import NAIROBI
+from tests.support.clock_at import children_now
 from tests.support.factories import make_driver, pay
 from tests.support.invariants import assert_invariants
 from tests.support.live_server import LiveServer, free_port
@@ -54,9 +55,10 @@ NOMINATED = "254708374149"
 
 @pytest.fixture
 def now() -> Iterator[dt.datetime]:
-    """10:00 in Nairobi today, frozen. Today (not a fixed date) so that the live server, which
-    runs on the real clock (or --clock-at's), posts into the same business day as this process."""
-    today = timezone.now().astimezone(NAIROBI).date()
+    """10:00 in Nairobi on the live server's today, frozen: its day (not a fixed one), so that the
+    live server, on the real clock (or --clock-at's, which has run on since the session began),
+    posts into the same business day as this process."""
+    today = children_now().date()
     instant = dt.datetime.combine(today, dt.time(10, 0), tzinfo=NAIROBI)
     with time_machine.travel(instant, tick=False):
         yield instant

@@ -168,6 +168,16 @@ def _self_check(clock: ShiftedClock) -> None:
         )
 
 
+def children_now() -> dt.datetime:
+    """What the clock reads in the processes the tests start (the live server, the worker): the
+    real clock, shifted under --clock-at. Not this process's clock: here every test starts at the
+    instant, while the children's clock has run on since the session started, so after ten
+    minutes of `--clock-at 23:50` they are on the next business day. A test that must post into
+    the live server's business day takes its date from here."""
+    offset = _clock.offset if _clock is not None else 0.0
+    return dt.datetime.fromtimestamp(time_machine.escape_hatch.time.time() + offset, tz=NAIROBI)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--clock-at",

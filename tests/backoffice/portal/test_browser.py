@@ -20,6 +20,7 @@ from django.utils import timezone
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.support.c2b import confirmation_payload
+from tests.support.clock_at import children_now
 from tests.support.factories import make_driver
 from tests.support.live_server import LiveServer
 from tuktuk.backoffice.portal.models import DriverAccount, ProblemReport
@@ -146,7 +147,7 @@ def test_log_in_see_the_balances_of_the_database_and_download_the_statement(
 
     # The statement for a range of days, and its CSV.
     page.click("nav >> text=Statement")
-    today = timezone.localdate()
+    today = children_now().date()  # the live server's business day (see children_now)
     since = today - dt.timedelta(days=2)
     page.fill("#id_from", since.isoformat())
     page.fill("#id_to", today.isoformat())
