@@ -16,7 +16,6 @@ import pytest
 import time_machine
 from django.contrib.auth.models import User
 from django.test import Client
-from django.utils import timezone
 
 from tests.support.clock import NAIROBI
 from tests.support.clock_at import children_now

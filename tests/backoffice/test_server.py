@@ -25,7 +25,7 @@ from django.contrib.auth.models import User
 from django.contrib.sessions.backends.db import SessionStore
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
-from django.db import close_old_connections, connection
+from django.db import DEFAULT_DB_ALIAS, close_old_connections, connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.urls import resolve
 
@@ -291,6 +291,82 @@ def test_both_lanes_send_request_started_and_finished(wsgi_in_this_process: None
         request_finished.disconnect(on_finished)
     assert started == [WebhookWSGIHandler, WSGIHandler]
     assert finished == [WebhookWSGIHandler, WSGIHandler]
+
+
+def test_the_health_check_is_skipped_only_where_the_store_comes_first() -> None:
+    lane = APP.webhooks
+    assert isinstance(lane, WebhookWSGIHandler)
+    stored_first = {
+        name for name in webhook_url_names() if lane.stored_first.match(token_path(name))
+    }
+    assert stored_first == {
+        "c2b-confirmation",
+        "b2c-result",
+        "b2c-timeout",
+        "b2c-status-result",
+        "b2c-status-timeout",
+    }
+    # The validation reads the fleet before it stores; /health reads the database.
+    assert not lane.stored_first.match("/health")
+    assert lane.stored_first.match(token_path("c2b-confirmation", "any-token"))
+
+
+def backend_kill(pid: int) -> None:
+    """End one server-side session from another connection, as a restart or failover does."""
+    other = connections.create_connection(DEFAULT_DB_ALIAS)
+    try:
+        with other.cursor() as cursor:
+            if other.vendor == "postgresql":
+                cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+            else:
+                cursor.execute(f"KILL {int(pid)}")
+    finally:
+        other.close()
+
+
+def backend_pid() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_backend_pid()"
+            if connection.vendor == "postgresql"
+            else "SELECT CONNECTION_ID()"
+        )
+        return int(cursor.fetchone()[0])
+
+
+@pytest.fixture
+def connection_closed_after() -> Iterator[None]:
+    """A test that kills its own database session: whatever happens, the next statement (the
+    test database's flush, the next test) starts on a new connection."""
+    yield
+    connection.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dead_connection_is_replaced_by_the_store_without_a_health_check(
+    vendor: str, connection_closed_after: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The lane skips CONN_HEALTH_CHECKS' "SELECT 1" for the stored-first callbacks: a
+    persistent connection the database dropped is found by the store itself, which reconnects
+    and stores, and the confirmation is answered 200, not 503. Both halves are needed: with
+    the health check still done, the store never meets the dead connection (no warning); with
+    no retry, the request fails."""
+    if vendor == "sqlite":
+        pytest.skip("SQLite keeps no persistent connection (CONN_MAX_AGE 0) and has no server")
+    make_driver(1)
+    body = json.dumps(confirmation_payload(trans_id="DEAD1", amount="100", account="TUK001"))
+    assert call(APP, "POST", token_path("c2b-confirmation"), body.encode()).status == 200
+    assert connection.connection is not None  # kept between requests (CONN_MAX_AGE)
+    backend_kill(backend_pid_of_open_connection := backend_pid())
+    body = json.dumps(confirmation_payload(trans_id="DEAD2", amount="100", account="TUK001"))
+    with caplog.at_level("WARNING", logger="tuktuk.core.db"):
+        answer = call(APP, "POST", token_path("c2b-confirmation"), body.encode())
+    assert answer.status == 200 and json.loads(answer.body)["ResultCode"] == 0
+    assert "a persistent database connection was dead" in caplog.text
+    assert backend_pid() != backend_pid_of_open_connection
+    stored = Callback.objects.filter(body__contains="DEAD2")
+    assert stored.count() == 1 and stored.get().state == CallbackState.PROCESSED
+    assert Transaction.objects.filter(trans_id="DEAD2").count() == 1
 
 
 # -- the servers ----------------------------------------------------------------------------

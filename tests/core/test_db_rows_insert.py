@@ -1,18 +1,27 @@
-"""core.db.rows_insert (COPY on PostgreSQL, a multi-row INSERT elsewhere) and the any_of lookup:
-what they write and refuse is what the ORM would, on every database."""
+"""core.db.rows_insert (COPY on PostgreSQL, a multi-row INSERT elsewhere), row_insert (one row,
+its id returned), on_live_connection and the any_of lookup: what they write and refuse is what
+the ORM would, on every database."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
 import time_machine
-from django.db import IntegrityError, transaction
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    DatabaseError,
+    IntegrityError,
+    connection,
+    connections,
+    transaction,
+)
 
 from tests.support.clock import nairobi
 from tests.support.factories import make_driver
-from tuktuk.core.db import rows_insert
+from tuktuk.core.db import on_live_connection, row_insert, rows_insert
 from tuktuk.core.lookups import array_literal
 from tuktuk.fleet.models import Driver
 from tuktuk.ledger.models import DayClose, EntryKind, LedgerEntry
@@ -87,3 +96,107 @@ def test_array_literals() -> None:
     assert array_literal([1, 22]) == "{1,22}"
     assert array_literal([Decimal("-1.50"), Decimal("0.00")]) == "{-1.50,0.00}"
     assert array_literal([dt.date(2026, 3, 10), True, False]) == "{2026-03-10,t,f}"
+
+
+def test_row_insert_returns_the_id_and_writes_what_create_would() -> None:
+    at = nairobi(2026, 3, 10, 9)
+    driver = make_driver(1)
+    row = {
+        "driver_id": driver.pk,
+        "business_day": dt.date(2026, 3, 10),
+        "kind": EntryKind.OPENING.value,
+        "amount": Decimal("7.25"),
+    }
+    with time_machine.travel(at, tick=False):
+        first = row_insert(model=LedgerEntry, row=row)
+        second = row_insert(model=LedgerEntry, row={**row, "amount": Decimal("-3.00")})
+    assert second != first
+    written = LedgerEntry.objects.get(pk=first)
+    assert (written.amount, written.note, written.transaction_id, written.created_at) == (
+        Decimal("7.25"),
+        "",  # left out: the field's default
+        None,
+        at,  # auto_now_add
+    )
+    assert LedgerEntry.objects.get(pk=second).amount == Decimal("-3.00")
+
+
+def test_row_insert_refused_raises_django_s_error_and_writes_nothing() -> None:
+    driver = make_driver(1)
+    row = {
+        "driver_id": driver.pk,
+        "business_day": dt.date(2026, 3, 10),
+        "closing_balance": Decimal("0.00"),
+        "cached_balance": Decimal("0.00"),
+        "target": Decimal("3000.00"),
+        "target_met": False,
+        "sharing": True,
+        "carried_over": Decimal("-3000.00"),
+        "consecutive_misses": 1,
+        "flagged_for_review": False,
+        "paused": False,
+    }
+    row_insert(model=DayClose, row=row)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        row_insert(model=DayClose, row=row)  # one close per driver and day
+    assert DayClose.objects.count() == 1
+
+
+def _kill_this_connection() -> None:
+    with connection.cursor() as cursor:
+        postgresql = connection.vendor == "postgresql"
+        cursor.execute("SELECT pg_backend_pid()" if postgresql else "SELECT CONNECTION_ID()")
+        pid = int(cursor.fetchone()[0])
+    other = connections.create_connection(DEFAULT_DB_ALIAS)
+    try:
+        with other.cursor() as cursor:
+            if postgresql:
+                cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+            else:
+                cursor.execute(f"KILL {pid}")
+    finally:
+        other.close()
+
+
+@pytest.fixture
+def connection_closed_after() -> Iterator[None]:
+    """A test that kills its own database session: whatever happens, the next statement (the
+    test database's flush, the next test) starts on a new connection."""
+    yield
+    connection.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_on_live_connection_runs_again_on_a_new_connection_once_the_old_one_died(
+    vendor: str,
+    connection_closed_after: None,
+) -> None:
+    if vendor == "sqlite":
+        pytest.skip("SQLite has no server to drop the connection")
+    driver = make_driver(1)
+    row = {
+        "driver_id": driver.pk,
+        "business_day": dt.date(2026, 3, 10),
+        "kind": "opening",
+        "amount": Decimal("1.00"),
+    }
+    _kill_this_connection()
+    tries: list[int] = []
+
+    def insert() -> int:
+        tries.append(1)
+        return row_insert(model=LedgerEntry, row=row)
+
+    pk = on_live_connection(insert)
+    assert len(tries) == 2  # the first met the dead connection
+    assert list(LedgerEntry.objects.values_list("pk", flat=True)) == [pk]
+    # Inside a transaction there is no second try: the transaction died with its connection.
+    # (PostgreSQL finds it dead at the insert; MariaDB already at the transaction's start.)
+    _kill_this_connection()
+    tries.clear()
+    with pytest.raises(DatabaseError):
+        with transaction.atomic():
+            on_live_connection(insert)
+    assert len(tries) <= 1
+    connection.close()
+    assert LedgerEntry.objects.count() == 1

@@ -24,6 +24,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, MiddlewareNotUsed
 from django.core.handlers.exception import convert_exception_to_response
 from django.core.handlers.wsgi import WSGIHandler
+from django.db import connection
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import reverse
 from django.utils.module_loading import import_string
@@ -53,16 +54,38 @@ def webhook_url_names() -> list[str]:
     return [p.name for p in (*mpesa_urls.urlpatterns, *sms_urls.urlpatterns) if p.name]
 
 
+def _token_paths(names: list[str]) -> list[str]:
+    """The URLs of these names with any token, as regular expressions."""
+    one_segment = "[^/]+"
+    return [
+        re.escape(reverse(name, kwargs={"token": _PLACEHOLDER})).replace(_PLACEHOLDER, one_segment)
+        for name in names
+    ]
+
+
+def _exactly(alternatives: list[str]) -> re.Pattern[str]:
+    return re.compile("(?:{})\\Z".format("|".join(alternatives)))
+
+
 def webhook_paths() -> re.Pattern[str]:
     """The webhook URLs with any token (a wrong one is answered 404 by the view, as before) and
     /health; nothing else, not even with a trailing slash, so that no page lands in the lane."""
-    one_segment = "[^/]+"
-    alternatives = [
-        re.escape(reverse(name, kwargs={"token": _PLACEHOLDER})).replace(_PLACEHOLDER, one_segment)
-        for name in webhook_url_names()
-    ]
-    alternatives.append(re.escape(reverse("health")))
-    return re.compile("(?:{})\\Z".format("|".join(alternatives)))
+    return _exactly([*_token_paths(webhook_url_names()), re.escape(reverse("health"))])
+
+
+def stored_first_paths() -> re.Pattern[str]:
+    """The M-Pesa callbacks whose views store the body before anything else touches the
+    database (mpesa.views._stored_callback_view: the C2B confirmation, the B2C and status
+    results and timeouts), through callbacks.callback_store, which replaces a dead connection
+    itself."""
+    from tuktuk.mpesa import urls as mpesa_urls
+    from tuktuk.mpesa.views import STORED_FIRST
+
+    return _exactly(
+        _token_paths(
+            [p.name for p in mpesa_urls.urlpatterns if p.name and p.callback in STORED_FIRST]
+        )
+    )
 
 
 class WebhookWSGIHandler(WSGIHandler):
@@ -74,6 +97,19 @@ class WebhookWSGIHandler(WSGIHandler):
     _exception_middleware: list[Callable[..., Any]]
     _middleware_chain: Callable[..., Any]
     _get_response: Callable[[HttpRequest], HttpResponseBase]
+
+    def __init__(self, *, stored_first: re.Pattern[str] | None = None) -> None:
+        super().__init__()
+        self.stored_first = stored_first or stored_first_paths()
+
+    def get_response(self, request: HttpRequest) -> HttpResponseBase:
+        if self.stored_first.match(request.path_info):
+            # CONN_HEALTH_CHECKS would send "SELECT 1" before the view's first statement, one
+            # round trip per request on the hot path (issue 15); that statement is the store,
+            # which reconnects and runs again when the connection was dead
+            # (core.db.on_live_connection). Set after request_started, which clears it.
+            connection.health_check_done = True  # type: ignore[attr-defined]  # not in the stubs
+        return super().get_response(request)
 
     def load_middleware(self, is_async: bool = False) -> None:
         # BaseHandler.load_middleware, for synchronous middleware only, over our list rather

@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from tuktuk.core import events
+from tuktuk.core.db import on_live_connection, row_insert
 from tuktuk.fleet.models import FleetSettings
 from tuktuk.ledger.business_day import within_operating_hours
 from tuktuk.ledger.day_close import DayCloseNotReady
@@ -75,18 +76,26 @@ def callback_store(
     error: str = "",
     result_code: str = "",
 ) -> Callback:
-    """Store the body as received (undecodable bytes kept visible as escapes)."""
-    return Callback.objects.create(
-        kind=kind,
-        state=state,
+    """Store the body as received (undecodable bytes kept visible as escapes). The first
+    statement of every callback's request: on a dead persistent connection it reconnects and
+    stores again (core.db.on_live_connection), so the webhook lane needs no health check."""
+    row = {
+        "kind": kind,
+        "state": state,
         # PostgreSQL text cannot hold NUL: keep it visible as an escape like other bad bytes.
-        body=body.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00"),
-        content_type=content_type[:100],
-        remote_addr=remote_addr[:64],
-        error=storable(error),
-        result_code=result_code,
-        received_at=timezone.now(),
-    )
+        "body": body.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00"),
+        "content_type": content_type[:100],
+        "remote_addr": remote_addr[:64],
+        "error": storable(error),
+        "result_code": result_code,
+        "received_at": timezone.now(),
+    }
+    # One hand-written INSERT: the ORM's create() spends about 0.1 ms building the same one.
+    pk = on_live_connection(lambda: row_insert(model=Callback, row=row))
+    callback = Callback(pk=pk, **row)
+    callback._state.adding = False
+    callback._state.db = connection.alias
+    return callback
 
 
 def _mark(callback_id: int, *, state: str, error: str = "", **fields: object) -> int:

@@ -133,3 +133,6 @@ b2c_result = _b2c(CallbackKind.B2C_RESULT)
 b2c_timeout = _b2c(CallbackKind.B2C_TIMEOUT)
 status_result = _b2c(CallbackKind.STATUS_RESULT)
 status_timeout = _b2c(CallbackKind.STATUS_TIMEOUT)
+# The views whose first database statement is callbacks.callback_store (the webhook lane
+# skips the connection health check for them: backoffice.webhook_wsgi).
+STORED_FIRST = frozenset({c2b_confirmation, b2c_result, b2c_timeout, status_result, status_timeout})
