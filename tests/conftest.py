@@ -74,6 +74,15 @@ def live_server_proc(_shared_live_server: LiveServer, transactional_db: None) ->
 
 
 @pytest.fixture
+def connection_closed_after() -> Iterator[None]:
+    """For a test that kills its own database session (tests.support.db_sessions): whatever
+    happens, the next statement (the test database's flush, the next test) starts on a new
+    connection."""
+    yield
+    connection.close()
+
+
+@pytest.fixture
 def people(transactional_db: None) -> dict[str, User]:
     """A fleet manager and an accountant, in their roles."""
     roles_ensure()  # transactional tests empty the tables, the roles' groups included

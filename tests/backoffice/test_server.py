@@ -25,11 +25,12 @@ from django.contrib.auth.models import User
 from django.contrib.sessions.backends.db import SessionStore
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
-from django.db import DEFAULT_DB_ALIAS, close_old_connections, connection, connections
+from django.db import close_old_connections, connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import resolve
 
 from tests.support.c2b import confirmation_payload
+from tests.support.db_sessions import session_id, session_kill
 from tests.support.factories import make_driver
 from tests.support.live_server import CALLBACK_TOKEN, live_server_process
 from tuktuk.backoffice.server import WEB_SERVERS, granian_command, web_command
@@ -311,37 +312,6 @@ def test_the_health_check_is_skipped_only_where_the_store_comes_first() -> None:
     assert lane.stored_first.match(token_path("c2b-confirmation", "any-token"))
 
 
-def backend_kill(pid: int) -> None:
-    """End one server-side session from another connection, as a restart or failover does."""
-    other = connections.create_connection(DEFAULT_DB_ALIAS)
-    try:
-        with other.cursor() as cursor:
-            if other.vendor == "postgresql":
-                cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
-            else:
-                cursor.execute(f"KILL {int(pid)}")
-    finally:
-        other.close()
-
-
-def backend_pid() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_backend_pid()"
-            if connection.vendor == "postgresql"
-            else "SELECT CONNECTION_ID()"
-        )
-        return int(cursor.fetchone()[0])
-
-
-@pytest.fixture
-def connection_closed_after() -> Iterator[None]:
-    """A test that kills its own database session: whatever happens, the next statement (the
-    test database's flush, the next test) starts on a new connection."""
-    yield
-    connection.close()
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_dead_connection_is_replaced_by_the_store_without_a_health_check(
     vendor: str, connection_closed_after: None, caplog: pytest.LogCaptureFixture
@@ -357,13 +327,13 @@ def test_a_dead_connection_is_replaced_by_the_store_without_a_health_check(
     body = json.dumps(confirmation_payload(trans_id="DEAD1", amount="100", account="TUK001"))
     assert call(APP, "POST", token_path("c2b-confirmation"), body.encode()).status == 200
     assert connection.connection is not None  # kept between requests (CONN_MAX_AGE)
-    backend_kill(backend_pid_of_open_connection := backend_pid())
+    session_kill(killed := session_id())
     body = json.dumps(confirmation_payload(trans_id="DEAD2", amount="100", account="TUK001"))
     with caplog.at_level("WARNING", logger="tuktuk.core.db"):
         answer = call(APP, "POST", token_path("c2b-confirmation"), body.encode())
     assert answer.status == 200 and json.loads(answer.body)["ResultCode"] == 0
     assert "a persistent database connection was dead" in caplog.text
-    assert backend_pid() != backend_pid_of_open_connection
+    assert session_id() != killed
     stored = Callback.objects.filter(body__contains="DEAD2")
     assert stored.count() == 1 and stored.get().state == CallbackState.PROCESSED
     assert Transaction.objects.filter(trans_id="DEAD2").count() == 1

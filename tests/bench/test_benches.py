@@ -6,8 +6,9 @@ The benches run against the server of this session's test database (the host, po
 pytest-django uses, as tools/run_tests.py set them), each in a database of its own named after
 this process (`tuktuk_bench_<what>_<pid>`), so the parallel runs of `make test` never collide;
 each is dropped afterwards. The PostgreSQL-only benches (reconcile, C2B load, failover) run in
-the postgresql suite only; the day close and the fleet import run in every suite, on that
-suite's database; the fault campaign's runner in the SQLite suite (see its test).
+the postgresql suite only; the day close, the acknowledgement's CPU and the fleet import run in
+every suite, on that suite's database; the fault campaign's runner in the SQLite suite (see its
+test).
 """
 
 from __future__ import annotations
@@ -67,6 +68,14 @@ def server_execute(statement: str) -> None:
                 cursor.execute(statement)
         finally:
             admin.close()
+
+
+def suite_database_url(database: str, tmp_path: Path) -> str:
+    """For a bench that creates its own database: a new SQLite file in the SQLite suite, else
+    `database` on this suite's server."""
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{tmp_path / 'bench.sqlite3'}"
+    return server_url(database)
 
 
 def quoted(name: str) -> str:
@@ -135,19 +144,34 @@ def test_reconcile_bench(bench_database: str, tmp_path: Path) -> None:
 
 
 def test_day_close_bench(bench_database: str, tmp_path: Path) -> None:
-    url = (
-        f"sqlite:///{tmp_path / 'day-close.sqlite3'}"
-        if connection.vendor == "sqlite"
-        else server_url(bench_database)
-    )
     output = bench_run(
-        BENCH / "day_close_bench.py", "--tiny", "--database-url", url, tmp_path=tmp_path
+        BENCH / "day_close_bench.py",
+        "--tiny",
+        "--database-url",
+        suite_database_url(bench_database, tmp_path),
+        tmp_path=tmp_path,
     )
     assert_printed(
         output,
         r"outcome: \d+ met, \d+ missed, 1 paused, \d+ flagged, \d+ deductions proposed",
         rf"day_close_run of 2026-03-10 for 20 drivers \({connection.vendor}\): [\d.]+ s, "
         r"[\d.]+ ms per driver, \d+ queries .*\(target < 2 s",
+    )
+
+
+def test_ack_cpu_bench(bench_database: str, tmp_path: Path) -> None:
+    output = bench_run(
+        BENCH / "ack_cpu_bench.py",
+        "--tiny",
+        "--database-url",
+        suite_database_url(bench_database, tmp_path),
+        tmp_path=tmp_path,
+    )
+    assert_printed(
+        output,
+        r"^checks: 250 answered, 0 not 200/ResultCode 0, 250 stored received, 250 distinct: ok$",
+        rf"^store and acknowledge in the web process \({connection.vendor}\): "
+        r"median [\d.]+ ms CPU, [\d.]+ ms wall per confirmation \(1 x 50\)$",
     )
 
 

@@ -5,21 +5,20 @@ the ORM would, on every database."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import time_machine
 from django.db import (
-    DEFAULT_DB_ALIAS,
     DatabaseError,
     IntegrityError,
     connection,
-    connections,
     transaction,
 )
 
 from tests.support.clock import nairobi
+from tests.support.db_sessions import session_id, session_kill
 from tests.support.factories import make_driver
 from tuktuk.core.db import on_live_connection, row_insert, rows_insert
 from tuktuk.core.lookups import array_literal
@@ -60,9 +59,9 @@ def test_rows_are_written_with_their_values_and_the_defaults_of_the_rest() -> No
     assert first.created_at == at  # auto_now_add: the time now
 
 
-def test_a_refused_row_raises_django_s_error_and_writes_nothing() -> None:
-    driver = make_driver(1)
-    close = {
+def missed_close(driver: Driver) -> dict[str, Any]:
+    """A DayClose row: a missed day with nothing earned."""
+    return {
         "driver_id": driver.pk,
         "business_day": dt.date(2026, 3, 10),
         "closing_balance": Decimal("0.00"),
@@ -75,6 +74,11 @@ def test_a_refused_row_raises_django_s_error_and_writes_nothing() -> None:
         "flagged_for_review": False,
         "paused": False,
     }
+
+
+def test_a_refused_row_raises_django_s_error_and_writes_nothing() -> None:
+    driver = make_driver(1)
+    close = missed_close(driver)
     with pytest.raises(IntegrityError), transaction.atomic():
         rows_insert(model=DayClose, rows=[close, close])  # the same day twice: unique
     assert not DayClose.objects.exists()
@@ -122,48 +126,11 @@ def test_row_insert_returns_the_id_and_writes_what_create_would() -> None:
 
 
 def test_row_insert_refused_raises_django_s_error_and_writes_nothing() -> None:
-    driver = make_driver(1)
-    row = {
-        "driver_id": driver.pk,
-        "business_day": dt.date(2026, 3, 10),
-        "closing_balance": Decimal("0.00"),
-        "cached_balance": Decimal("0.00"),
-        "target": Decimal("3000.00"),
-        "target_met": False,
-        "sharing": True,
-        "carried_over": Decimal("-3000.00"),
-        "consecutive_misses": 1,
-        "flagged_for_review": False,
-        "paused": False,
-    }
+    row = missed_close(make_driver(1))
     row_insert(model=DayClose, row=row)
     with pytest.raises(IntegrityError), transaction.atomic():
         row_insert(model=DayClose, row=row)  # one close per driver and day
     assert DayClose.objects.count() == 1
-
-
-def _kill_this_connection() -> None:
-    with connection.cursor() as cursor:
-        postgresql = connection.vendor == "postgresql"
-        cursor.execute("SELECT pg_backend_pid()" if postgresql else "SELECT CONNECTION_ID()")
-        pid = int(cursor.fetchone()[0])
-    other = connections.create_connection(DEFAULT_DB_ALIAS)
-    try:
-        with other.cursor() as cursor:
-            if postgresql:
-                cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
-            else:
-                cursor.execute(f"KILL {pid}")
-    finally:
-        other.close()
-
-
-@pytest.fixture
-def connection_closed_after() -> Iterator[None]:
-    """A test that kills its own database session: whatever happens, the next statement (the
-    test database's flush, the next test) starts on a new connection."""
-    yield
-    connection.close()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -180,7 +147,7 @@ def test_on_live_connection_runs_again_on_a_new_connection_once_the_old_one_died
         "kind": "opening",
         "amount": Decimal("1.00"),
     }
-    _kill_this_connection()
+    session_kill(session_id())
     tries: list[int] = []
 
     def insert() -> int:
@@ -192,7 +159,7 @@ def test_on_live_connection_runs_again_on_a_new_connection_once_the_old_one_died
     assert list(LedgerEntry.objects.values_list("pk", flat=True)) == [pk]
     # Inside a transaction there is no second try: the transaction died with its connection.
     # (PostgreSQL finds it dead at the insert; MariaDB already at the transaction's start.)
-    _kill_this_connection()
+    session_kill(session_id())
     tries.clear()
     with pytest.raises(DatabaseError):
         with transaction.atomic():
