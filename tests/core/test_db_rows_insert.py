@@ -16,14 +16,23 @@ from django.db import (
     connection,
     transaction,
 )
+from django.forms.models import model_to_dict
 
 from tests.support.clock import nairobi
 from tests.support.db_sessions import session_id, session_kill
 from tests.support.factories import make_driver
-from tuktuk.core.db import on_live_connection, row_insert, rows_insert
+from tuktuk.core.db import instances_insert, on_live_connection, row_insert, rows_insert
 from tuktuk.core.lookups import array_literal
 from tuktuk.fleet.models import Driver
-from tuktuk.ledger.models import DayClose, EntryKind, LedgerEntry
+from tuktuk.ledger.models import (
+    DayClose,
+    EntryKind,
+    LedgerEntry,
+    Transaction,
+    TransactionSource,
+    TransactionStatus,
+    TransactionType,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -94,6 +103,13 @@ def test_any_of_finds_the_keys_given_and_nothing_for_none() -> None:
     assert set(Driver.objects.filter(pk__any_of=wanted).values_list("pk", flat=True)) == wanted
     assert not Driver.objects.filter(pk__any_of=set()).exists()
     assert Driver.objects.filter(vehicle__any_of={drivers[1].vehicle_id}).get() == drivers[1]
+    # A text column: the strings as they are (a quote or a comma is no separator).
+    Driver.objects.filter(pk=drivers[3].pk).update(name='O\'Neil, "Jr" {x}')
+    names = {'O\'Neil, "Jr" {x}', drivers[0].name}
+    found = Driver.objects.filter(name__any_of=names).values_list("pk", flat=True)
+    assert set(found) == {drivers[0].pk, drivers[3].pk}
+    assert not Driver.objects.filter(driver_id__any_of=set()).exists()
+    assert not Driver.objects.filter(driver_id__any_of={"nobody"}).exists()
 
 
 def test_array_literals() -> None:
@@ -167,3 +183,52 @@ def test_on_live_connection_runs_again_on_a_new_connection_once_the_old_one_died
     assert len(tries) <= 1
     connection.close()
     assert LedgerEntry.objects.count() == 1
+
+
+def _payments(driver: Driver, *trans_ids: str) -> list[Transaction]:
+    return [
+        Transaction(
+            trans_id=trans_id,
+            transaction_type=TransactionType.PAYMENT,
+            status=TransactionStatus.COMPLETED,
+            source=TransactionSource.C2B,
+            driver=driver,
+            vehicle_id=driver.vehicle_id,
+            account_reference="TUK001",
+            amount=Decimal("150.00"),
+            driver_share=Decimal("75.00"),
+            target_contribution=Decimal("75.00"),
+            payer_msisdn="254700000001",
+            payer_name="Jane O'Neil",
+            mpesa_time=nairobi(2026, 3, 10, 9, 59),
+            received_at=nairobi(2026, 3, 10, 10),
+            business_day=dt.date(2026, 3, 10),
+        )
+        for trans_id in trans_ids
+    ]
+
+
+def test_instances_insert_writes_what_bulk_create_writes_and_sets_the_keys() -> None:
+    driver = make_driver(1)
+    at = nairobi(2026, 3, 10, 10, 1)
+    with time_machine.travel(at, tick=False):
+        ours = _payments(driver, "INSA1", "INSA2", "INSA3")
+        instances_insert(model=Transaction, instances=ours)
+        theirs = _payments(driver, "BULK1", "BULK2", "BULK3")
+        Transaction.objects.bulk_create(theirs)
+    assert all(t.pk is not None and not t._state.adding for t in ours)
+    assert len({t.pk for t in ours}) == 3
+    for mine, django_s in zip(ours, theirs, strict=True):
+        stored = Transaction.objects.get(pk=mine.pk)
+        assert stored.trans_id == mine.trans_id and stored.created_at == at == mine.created_at
+        skip = {"id", "trans_id"}
+        assert {k: v for k, v in model_to_dict(stored).items() if k not in skip} == {
+            k: v
+            for k, v in model_to_dict(Transaction.objects.get(pk=django_s.pk)).items()
+            if k not in skip
+        }
+    # The keys came from the table's own sequence: the next ordinary insert takes a new one.
+    (later,) = _payments(driver, "LATER1")
+    later.save()
+    assert later.pk not in {t.pk for t in ours}
+    assert Transaction.objects.count() == 7

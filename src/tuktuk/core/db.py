@@ -211,6 +211,45 @@ def rows_insert(*, model: type[models.Model], rows: Sequence[Mapping[str, Any]])
             )
 
 
+def instances_insert(*, model: type[models.Model], instances: Sequence[models.Model]) -> None:
+    """bulk_create(instances), their primary keys and auto_now(_add) fields set on them, for a
+    fraction of the CPU on PostgreSQL: the keys drawn from the table's own sequence in one
+    statement, the rows written with COPY (rows_insert), instead of Django preparing every
+    value of every row through its field (about 0.07 ms per posting in the engine's batch).
+    Elsewhere bulk_create itself. The instances' values must be what rows_insert takes
+    (Decimal already rounded to the field's places)."""
+    if not instances:
+        return
+    if connection.vendor != "postgresql":
+        model._default_manager.bulk_create(instances)
+        return
+    pk = model._meta.pk
+    assert pk is not None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [model._meta.db_table, pk.column, len(instances)],
+        )
+        keys = [int(row[0]) for row in cursor.fetchall()]
+    now = timezone.now()
+    stamped = [
+        field.attname
+        for field in model._meta.concrete_fields
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
+    ]
+    for instance, key in zip(instances, keys, strict=True):
+        instance.pk = key
+        for attname in stamped:
+            setattr(instance, attname, now)
+        instance._state.adding = False
+        instance._state.db = connection.alias
+    names = [field.attname for field in model._meta.concrete_fields]
+    rows_insert(
+        model=model,
+        rows=[{name: getattr(instance, name) for name in names} for instance in instances],
+    )
+
+
 def on_live_connection(statement: Callable[[], T]) -> T:
     """Run one autocommit statement; if the persistent connection it ran on turns out dead (the
     database restarted, a failover), reconnect and run it once more. This is what the "SELECT 1"

@@ -1,5 +1,5 @@
-"""`key__any_of={...}`: an integer key (a primary or foreign key) is one of these, in one
-parameter.
+"""`key__any_of={...}`: an integer key (a primary or foreign key), or a text column (a TransID,
+an M-Pesa account), is one of these, in one parameter.
 
 Why not `__in`: for a thousand keys (a day close's chunk of drivers) `__in` writes a
 placeholder per value and prepares each value through the field, and psycopg then parses a
@@ -37,18 +37,37 @@ class AnyOf(Lookup):
         self, compiler: SQLCompiler, connection: BaseDatabaseWrapper
     ) -> tuple[str, tuple[Any, ...]]:
         lhs, lhs_params = self.process_lhs(compiler, connection)
-        values: list[int] = self.rhs
+        values: list[Any] = self.rhs
         if not values:
             raise EmptyResultSet
         if connection.vendor == "postgresql":
-            return f"{lhs} = ANY(%s::bigint[])", (*lhs_params, array_literal(values))
+            return self.postgresql_any(lhs, lhs_params, values)
         return f"{lhs} IN ({', '.join(['%s'] * len(values))})", (*lhs_params, *values)
+
+    def postgresql_any(
+        self, lhs: str, lhs_params: Any, values: list[Any]
+    ) -> tuple[str, tuple[Any, ...]]:
+        return f"{lhs} = ANY(%s::bigint[])", (*lhs_params, array_literal(values))
+
+
+class TextAnyOf(AnyOf):
+    """any_of for a text column: on PostgreSQL `= ANY(%s::text[])`, the strings as one list
+    parameter (a varchar column compares with text and keeps its index)."""
+
+    def get_prep_lookup(self) -> Any:
+        return [str(value) for value in self.rhs]
+
+    def postgresql_any(
+        self, lhs: str, lhs_params: Any, values: list[Any]
+    ) -> tuple[str, tuple[Any, ...]]:
+        return f"{lhs} = ANY(%s::text[])", (*lhs_params, values)
 
 
 def lookups_register() -> None:
     """Called once when Django starts (CoreConfig.ready)."""
     models.IntegerField.register_lookup(AnyOf)
     models.ForeignKey.register_lookup(AnyOf)
+    models.CharField.register_lookup(TextAnyOf)
 
 
 def array_literal(values: Iterable[int | Decimal | dt.date | bool]) -> str:

@@ -67,7 +67,7 @@ class DutyRoster:
         self.spans: dict[int, list[_Span]] = {}
         rows = Assignment.objects.filter(
             _overlapping(start, end + dt.timedelta(microseconds=1)),
-            vehicle_id__in=list(vehicle_pks),
+            vehicle_id__any_of=set(vehicle_pks),
             driver__is_active=True,
         ).values_list("vehicle_id", "driver_id", "substitute", "starts_at", "ends_at")
         for vehicle_pk, driver_pk, substitute, starts_at, ends_at in rows:

@@ -93,6 +93,9 @@ def drivers_balance_credit(*, credits: Sequence[BalanceCredit]) -> None:
     MariaDB), and the engine's equivalence test holds the two to one result."""
     if not credits:
         return
+    if connection.vendor == "postgresql":
+        _credit_from_arrays(credits)
+        return
     pks = [c.driver_pk for c in credits]
     left, left_params = _by_pk(pks, [c.target - c.amount for c in credits], cast=_DECIMAL)
     amount, amount_params = _by_pk(pks, [c.amount for c in credits], cast=_DECIMAL)
@@ -105,6 +108,31 @@ def drivers_balance_credit(*, credits: Sequence[BalanceCredit]) -> None:
             ("balance_day", day, day_params),
         ],
     )
+
+
+def _credit_from_arrays(credits: Sequence[BalanceCredit]) -> None:
+    """drivers_balance_credit on PostgreSQL: joined to one array per column (unnest) instead
+    of three CASEs of a placeholder per row, which psycopg parses anew for every batch (it
+    caches no statement that long: about 5 ms of the engine's CPU per batch of 200). Every SET
+    expression reads the row as it was before the UPDATE there, as the CASE version does; one
+    credit per driver, so the join matches each row once."""
+    table = connection.ops.quote_name(Driver._meta.db_table)
+    statement = (
+        f"UPDATE {table} SET "  # noqa: S608 - our identifiers, placeholders
+        f"left_to_target = GREATEST(0, v.lefts - {table}.current_balance), "
+        f"current_balance = {table}.current_balance + v.amount, "
+        "balance_day = v.balance_day, updated_at = %s "
+        "FROM unnest(%s::bigint[], %s::numeric[], %s::numeric[], %s::date[]) "
+        f"AS v(id, lefts, amount, balance_day) WHERE {table}.id = v.id"
+    )
+    columns: list[list[Any]] = [
+        [c.driver_pk for c in credits],
+        [c.target - c.amount for c in credits],
+        [c.amount for c in credits],
+        [c.balance_day for c in credits],
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [timezone.now(), *map(array_literal, columns)])
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from enum import StrEnum
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Q
 
-from tuktuk.core.db import is_retryable, rows_insert
+from tuktuk.core.db import instances_insert, is_retryable, rows_insert
 from tuktuk.core.money import ZERO
 from tuktuk.fleet.assignments import DutyRoster
 from tuktuk.fleet.balance import BalanceCredit, drivers_balance_credit
@@ -98,13 +98,14 @@ def _rows_lock(items: Sequence[BatchItem]) -> tuple[dict[int, Resolved], dict[in
     # Vehicles first: a handover locks its vehicle before its drivers, a single posting too;
     # with them the vehicles of drivers paying the fleet (fleet.assignments.drivers_vehicles_lock
     # says why).
+    accounts = set(canonical)
     paying = Driver.objects.filter(
-        Q(driver_id__in=set(canonical)) | Q(account_alias__in=set(canonical)),
+        Q(driver_id__any_of=accounts) | Q(account_alias__any_of=accounts),
         vehicle__isnull=False,
     ).values_list("vehicle_id", flat=True)
     locked_vehicles = (
         Vehicle.objects.select_for_update()
-        .filter(Q(mpesa_account__in=set(canonical), is_active=True) | Q(pk__in=list(paying)))
+        .filter(Q(mpesa_account__any_of=accounts, is_active=True) | Q(pk__any_of=set(paying)))
         .order_by("pk")
         .values_list("pk", "mpesa_account", "status", "is_active")
     )
@@ -131,7 +132,9 @@ def _rows_lock(items: Sequence[BatchItem]) -> tuple[dict[int, Resolved], dict[in
     driver_pks = sorted({r.driver_pk for r in resolved.values() if r.driver_pk is not None})
     drivers: dict[int, Driver] = {}
     if driver_pks:
-        locked = Driver.objects.select_for_update().filter(pk__in=driver_pks).order_by("pk")
+        locked = (
+            Driver.objects.select_for_update().filter(pk__any_of=set(driver_pks)).order_by("pk")
+        )
         drivers = {driver.pk: driver for driver in locked}
     return resolved, drivers
 
@@ -142,7 +145,7 @@ class _Posted:
 
     def __init__(self, items: Sequence[BatchItem]) -> None:
         trans_ids = {item.payment.trans_id for item in items}
-        self.found = {t.trans_id: t for t in Transaction.objects.filter(trans_id__in=trans_ids)}
+        self.found = {t.trans_id: t for t in Transaction.objects.filter(trans_id__any_of=trans_ids)}
 
     def find(self, trans_id: str) -> Transaction | None:
         return self.found.get(trans_id)
@@ -205,7 +208,7 @@ class _FastLane:
     def flush(self) -> None:
         if not self.pending:
             return
-        Transaction.objects.bulk_create([posted for posted, _, _ in self.pending])
+        instances_insert(model=Transaction, instances=[posted for posted, _, _ in self.pending])
         rows_insert(
             model=LedgerEntry,
             rows=[

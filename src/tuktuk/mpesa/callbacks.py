@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from tuktuk.core import events
 from tuktuk.core.db import on_live_connection, row_insert
+from tuktuk.core.lookups import array_literal
 from tuktuk.fleet.models import FleetSettings
 from tuktuk.ledger.business_day import within_operating_hours
 from tuktuk.ledger.day_close import DayCloseNotReady
@@ -153,6 +154,8 @@ def callbacks_mark_posted(credited: list[tuple[Callback, PostingResult]]) -> int
     if not credited:
         return 0
     table = connection.ops.quote_name(Callback._meta.db_table)
+    if connection.vendor == "postgresql":
+        return _mark_posted_from_arrays(table, credited)
     whens = " ".join("WHEN %s THEN %s" for _ in credited)
     statement = (
         f"UPDATE {table} SET state = CASE id {whens} END, "  # noqa: S608 - placeholders only
@@ -164,6 +167,30 @@ def callbacks_mark_posted(credited: list[tuple[Callback, PostingResult]]) -> int
     params += [v for c, r in credited for v in (c.pk, r.transaction.pk)]
     params += [v for c, r in credited for v in (c.pk, r.transaction.trans_id)]
     params += [timezone.now(), *(c.pk for c, _ in credited), *PROCESSABLE]
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return int(cursor.rowcount)
+
+
+def _mark_posted_from_arrays(table: str, credited: list[tuple[Callback, PostingResult]]) -> int:
+    """callbacks_mark_posted on PostgreSQL: joined to one array per column (unnest) instead of
+    three CASEs of a placeholder per row, which psycopg parses anew for every batch (it caches
+    no statement that long)."""
+    statement = (
+        f"UPDATE {table} SET state = v.new_state, transaction_id = v.transaction_pk, "  # noqa: S608
+        "trans_id = v.new_trans_id, attempts = attempts + 1, error = '', processed_at = %s "
+        "FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::text[]) "
+        "AS v(id, new_state, transaction_pk, new_trans_id) "
+        f"WHERE {table}.id = v.id AND {table}.state IN (%s, %s)"
+    )
+    params: list[Any] = [
+        timezone.now(),
+        array_literal(c.pk for c, _ in credited),
+        [str(_POSTING_STATES[r.outcome]) for _, r in credited],
+        array_literal(r.transaction.pk for _, r in credited),
+        [r.transaction.trans_id for _, r in credited],
+        *PROCESSABLE,
+    ]
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
         return int(cursor.rowcount)
