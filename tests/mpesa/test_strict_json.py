@@ -1,0 +1,54 @@
+"""mpesa.strict_json: the walk for lone surrogates is skipped only for text that cannot hold
+one, so the answer is the full walk's for every body (hypothesis)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tuktuk.mpesa import strict_json
+
+# ASCII, a pair's halves and lone ones, a character beyond the BMP (a proper pair when escaped).
+_CHARACTERS = st.one_of(
+    st.characters(min_codepoint=32, max_codepoint=126),
+    st.characters(min_codepoint=0xD7FE, max_codepoint=0xE001, categories=["Cs", "Co", "Lo"]),
+    st.just("\U0001f600"),
+    st.just("\\"),
+)
+_TEXT = st.text(_CHARACTERS, max_size=6)
+_VALUES = st.recursive(
+    st.one_of(_TEXT, st.integers(-5, 5)),
+    lambda children: st.one_of(
+        st.lists(children, max_size=3), st.dictionaries(_TEXT, children, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+def _lone(value: Any) -> bool:
+    if isinstance(value, str):
+        return strict_json.has_lone_surrogate(value)
+    if isinstance(value, list):
+        return any(map(_lone, value))
+    if isinstance(value, dict):
+        return any(_lone(k) or _lone(v) for k, v in value.items())
+    return False
+
+
+@given(value=st.dictionaries(_TEXT, _VALUES, max_size=4), ascii_only=st.booleans())
+def test_a_body_is_refused_exactly_when_it_holds_a_lone_surrogate(
+    value: dict[str, Any], ascii_only: bool
+) -> None:
+    # ensure_ascii: every surrogate written as an escape (what arrives on the wire); without
+    # it, raw in the text (what a caller holding a str could pass).
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    try:
+        strict_json.loads(text)
+    except strict_json.JsonRejected as rejection:
+        assert _lone(value), rejection.reason
+        assert "lone surrogate" in rejection.reason
+    else:
+        assert not _lone(value)
