@@ -111,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             answers.append((status[0], b"".join(response)))
         finally:
-            response.close()  # request_finished, as a server sends it
+            if hasattr(response, "close"):
+                response.close()  # Django's request_finished, as a server sends it
 
     sent = 0
     for _ in range(WARM_UP):

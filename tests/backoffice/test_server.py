@@ -100,7 +100,8 @@ def call(
     try:
         content = b"".join(response)
     finally:
-        response.close()  # sends request_finished, as a WSGI server does
+        if hasattr(response, "close"):  # WSGI: a server calls it when the iterable has one
+            response.close()  # Django's responses send request_finished then
     return Answer(started["status"], started["headers"], content)
 
 
@@ -145,8 +146,10 @@ def test_every_webhook_url_takes_the_lane_and_is_csrf_exempt() -> None:
     )
     for name in webhook_url_names():
         path = token_path(name)
-        assert APP.handler_for(path) is APP.webhooks, path
-        assert APP.handler_for(token_path(name, "any-other-token")) is APP.webhooks, path
+        # The confirmations: their own lane first, which hands the rest to the webhook lane.
+        lane = APP.confirmations if name == "c2b-confirmation" else APP.webhooks
+        assert APP.handler_for(path) is lane, path
+        assert APP.handler_for(token_path(name, "any-other-token")) is lane, path
         # The lane has no CsrfViewMiddleware: only views that are exempt anyway may be in it.
         assert getattr(resolve(path).func, "csrf_exempt", False), path
     assert APP.handler_for("/health") is APP.webhooks
@@ -200,7 +203,7 @@ def test_webhooks_answer_as_through_the_whole_middleware(wsgi_in_this_process: N
         ("POST", token_path("c2b-confirmation"), b"{}", {"HTTP_HOST": "evil.example"}, 400),
     ]
     for method, path, body, environ, status in cases:
-        assert APP.handler_for(path) is APP.webhooks
+        assert APP.handler_for(path) in (APP.webhooks, APP.confirmations)
         lane = call(APP, method, path, body, **environ)
         full = call(APP.full, method, path, body, **environ)
         case = f"{method} {path[:60]} {environ}"
@@ -210,6 +213,71 @@ def test_webhooks_answer_as_through_the_whole_middleware(wsgi_in_this_process: N
         assert sorted(lane.headers) == sorted(full_headers), case
         assert not lane.header("Set-Cookie"), case
     assert Transaction.objects.filter(trans_id="LANE1").count() == 1  # the second: a duplicate
+
+
+@pytest.mark.django_db
+def test_the_confirmation_lane_answers_as_django_and_hands_on_the_rest(
+    wsgi_in_this_process: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the posting engine, a confirmation the view would accept is stored and answered by
+    the confirmation lane itself, with the bytes and headers Django's lanes answer; every
+    other request goes on to Django, whose answer (and what it stores) is as before."""
+    monkeypatch.setattr(settings, "POSTING_MODE", "engine")
+    handed_on: list[str] = []
+    fallback = APP.confirmations.fallback
+
+    def webhook_lane(environ: dict[str, Any], start_response: Any) -> Any:
+        handed_on.append(environ["PATH_INFO"])
+        return fallback(environ, start_response)
+
+    monkeypatch.setattr(APP.confirmations, "fallback", webhook_lane)
+    path = token_path("c2b-confirmation")
+    good = json.dumps(confirmation_payload(trans_id="FAST1", amount="100", account="TUK001"))
+    form = urlencode({"TransID": "FAST2", "TransAmount": "100", "BillRefNumber": "TUK001"})
+    too_big = b"{" + b" " * settings.DATA_UPLOAD_MAX_MEMORY_SIZE + b"}"
+    # (body, environ, status, answered by the lane itself, callbacks stored)
+    cases: list[tuple[bytes, dict[str, str], int, bool, int]] = [
+        (good.encode(), {}, 200, True, 1),
+        (form.encode(), {"CONTENT_TYPE": "application/x-www-form-urlencoded"}, 200, True, 1),
+        (b"junk", {}, 400, False, 1),  # stored, refused with its reason
+        (b'{"TransID": "A", "TransID": "B"}', {}, 400, False, 1),
+        (b"", {}, 400, False, 1),
+        (too_big, {}, 413, False, 1),
+        (good.encode(), {"REQUEST_METHOD": "GET"}, 405, False, 0),
+        (good.encode(), {"PATH_INFO": token_path("c2b-confirmation", "wrong")}, 404, False, 0),
+        (good.encode(), {"HTTP_HOST": "evil.example"}, 400, False, 0),
+        # Django's own answer to a Content-Length that is no number (an HTTP server refuses
+        # that header before the application sees it).
+        (good.encode(), {"CONTENT_LENGTH": "12x"}, 503, False, 0),
+    ]
+    for body, environ, status, by_the_lane, stores in cases:
+        environ = dict(environ)
+        method = environ.pop("REQUEST_METHOD", "POST")
+        where = environ.pop("PATH_INFO", path)
+        case = f"{body[:30]!r} {method} {environ}"
+        stored_before = Callback.objects.count()
+        handed_on.clear()
+        lane = call(APP, method, where, body, **environ)
+        assert lane.status == status, case
+        assert bool(handed_on) is not by_the_lane, case
+        assert Callback.objects.count() - stored_before == stores, case
+        full = call(APP.full, method, where, body, **environ)
+        assert (lane.status, lane.body) == (full.status, full.body), case
+        full_headers = [h for h in full.headers if h[0].lower() != "x-frame-options"]
+        assert sorted(lane.headers) == sorted(full_headers), case
+    assert Callback.objects.filter(body__contains="FAST1", state=CallbackState.RECEIVED).count()
+    rejected = Callback.objects.filter(state=CallbackState.REJECTED, body="junk").first()
+    assert rejected is not None and "not JSON" in rejected.error
+    # A caller outside TUKTUK_CALLBACK_ALLOWED_IPS: Django's lane stores it refused.
+    monkeypatch.setattr(settings, "CALLBACK_ALLOWED_IPS", ["10.9.8.0/24"])
+    handed_on.clear()
+    refused = call(APP, "POST", path, good.encode())
+    assert refused.status == 400 and handed_on == [path]
+    # Inline posting (the request credits before it answers): always Django's lane.
+    monkeypatch.setattr(settings, "CALLBACK_ALLOWED_IPS", [])
+    monkeypatch.setattr(settings, "POSTING_MODE", "inline")
+    handed_on.clear()
+    assert call(APP, "POST", path, good.encode()).status == 200 and handed_on == [path]
 
 
 @pytest.mark.django_db
@@ -313,8 +381,13 @@ def test_the_health_check_is_skipped_only_where_the_store_comes_first() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("posting", ["inline", "engine"])  # the webhook lane; the confirmations'
 def test_a_dead_connection_is_replaced_by_the_store_without_a_health_check(
-    vendor: str, connection_closed_after: None, caplog: pytest.LogCaptureFixture
+    vendor: str,
+    posting: str,
+    connection_closed_after: None,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The lane skips CONN_HEALTH_CHECKS' "SELECT 1" for the stored-first callbacks: a
     persistent connection the database dropped is found by the store itself, which reconnects
@@ -324,19 +397,25 @@ def test_a_dead_connection_is_replaced_by_the_store_without_a_health_check(
     if vendor == "sqlite":
         pytest.skip("SQLite keeps no persistent connection (CONN_MAX_AGE 0) and has no server")
     make_driver(1)
+    monkeypatch.setattr(settings, "POSTING_MODE", posting)  # read per request
     body = json.dumps(confirmation_payload(trans_id="DEAD1", amount="100", account="TUK001"))
     assert call(APP, "POST", token_path("c2b-confirmation"), body.encode()).status == 200
     assert connection.connection is not None  # kept between requests (CONN_MAX_AGE)
     session_kill(killed := session_id())
     body = json.dumps(confirmation_payload(trans_id="DEAD2", amount="100", account="TUK001"))
-    with caplog.at_level("WARNING", logger="tuktuk.core.db"):
+    with caplog.at_level("WARNING"):
         answer = call(APP, "POST", token_path("c2b-confirmation"), body.encode())
     assert answer.status == 200 and json.loads(answer.body)["ResultCode"] == 0
     assert "a persistent database connection was dead" in caplog.text
+    assert "could not store" not in caplog.text  # the confirmation lane stored it itself
     assert session_id() != killed
     stored = Callback.objects.filter(body__contains="DEAD2")
-    assert stored.count() == 1 and stored.get().state == CallbackState.PROCESSED
-    assert Transaction.objects.filter(trans_id="DEAD2").count() == 1
+    assert stored.count() == 1
+    if posting == "inline":
+        assert stored.get().state == CallbackState.PROCESSED
+        assert Transaction.objects.filter(trans_id="DEAD2").count() == 1
+    else:
+        assert stored.get().state == CallbackState.RECEIVED  # for the posting engine
 
 
 # -- the servers ----------------------------------------------------------------------------

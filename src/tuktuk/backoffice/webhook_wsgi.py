@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from wsgiref.types import StartResponse, WSGIEnvironment
 
 import django
@@ -28,6 +28,9 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import reverse
 from django.utils.module_loading import import_string
+
+if TYPE_CHECKING:
+    from tuktuk.backoffice.confirmation_lane import ConfirmationLane
 
 # The middleware the webhook lane keeps, in the order settings.MIDDLEWARE has them (a
 # middleware removed from the settings is removed here too).
@@ -136,15 +139,34 @@ class WebhookWSGIHandler(WSGIHandler):
 
 
 class WebhookDispatcher:
-    """Sends the webhook paths to the short lane, every other request to the full handler."""
+    """Sends the C2B confirmations to their own lane (backoffice.confirmation_lane, which hands
+    what it does not answer to the webhook lane), the other webhook paths to the short lane,
+    every other request to the full handler."""
 
-    def __init__(self, *, full: WSGIHandler, webhooks: WSGIHandler, paths: re.Pattern[str]) -> None:
+    def __init__(
+        self,
+        *,
+        full: WSGIHandler,
+        webhooks: WSGIHandler,
+        paths: re.Pattern[str],
+        confirmations: ConfirmationLane | None = None,
+    ) -> None:
+        # Imported here: the lane's rules need the app registry, ready only after django.setup().
+        from tuktuk.backoffice.confirmation_lane import ConfirmationLane
+
         self.full = full
         self.webhooks = webhooks
         self.paths = paths
+        self.confirmations = confirmations or ConfirmationLane(
+            fallback=webhooks, middleware=webhook_middleware()
+        )
 
-    def handler_for(self, path_info: str) -> WSGIHandler:
-        return self.webhooks if self.paths.match(path_info) else self.full
+    def handler_for(self, path_info: str) -> WSGIHandler | ConfirmationLane:
+        if not self.paths.match(path_info):
+            return self.full
+        if self.confirmations.matches(path_info):
+            return self.confirmations
+        return self.webhooks
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[Any]:
         # PATH_INFO, like Django's own routing (SCRIPT_NAME, a mount point, is not in it).

@@ -247,6 +247,21 @@ def confirmation_process(*, callback_id: int, callback: Callback | None = None) 
     return _POSTING_STATES[result.outcome]
 
 
+def confirmation_refusal(
+    *, body: bytes, content_type: str, remote_addr: str
+) -> CallbackRejected | None:
+    """Why a confirmation is refused before any posting (its caller, a body that cannot be read
+    one way only), or None."""
+    try:
+        if not caller_allowed(remote_addr):
+            raise CallbackRejected(f"caller {remote_addr} is not in TUKTUK_CALLBACK_ALLOWED_IPS")
+        # Checked on the raw bytes: the stored text keeps undecodable bytes only as escapes.
+        parse_body(body, content_type)
+    except CallbackRejected as rejection:
+        return rejection
+    return None
+
+
 def confirmation_receive(*, body: bytes, content_type: str, remote_addr: str) -> str:
     """Store, then post. The caller answers 503 if this raises (i.e. storing failed)."""
     callback = callback_store(
@@ -255,13 +270,9 @@ def confirmation_receive(*, body: bytes, content_type: str, remote_addr: str) ->
         content_type=content_type,
         remote_addr=remote_addr,
     )
-    try:
-        if not caller_allowed(remote_addr):
-            raise CallbackRejected(f"caller {remote_addr} is not in TUKTUK_CALLBACK_ALLOWED_IPS")
-        # Checked on the raw bytes: the stored text keeps undecodable bytes only as escapes.
-        parse_body(body, content_type)
-    except CallbackRejected as rejection:
-        callback_reject(callback, rejection)
+    refusal = confirmation_refusal(body=body, content_type=content_type, remote_addr=remote_addr)
+    if refusal is not None:
+        callback_reject(callback, refusal)
         return CallbackState.REJECTED
     if settings.POSTING_MODE == POSTING_ENGINE:
         # Stored and committed: acknowledged now, credited by the posting engine

@@ -6,8 +6,9 @@ The paths avoid "mpesa"/"safaricom": Daraja refuses callback URLs that contain t
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -22,16 +23,25 @@ logger = logging.getLogger(__name__)
 
 
 def remote_address(request: HttpRequest) -> str:
+    return remote_address_of(request.META)
+
+
+def remote_address_of(meta: Mapping[str, Any]) -> str:
+    """The caller's address from a request's META (or a WSGI environ, the same keys)."""
     if settings.CALLBACK_TRUST_FORWARDED_FOR:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        forwarded = meta.get("HTTP_X_FORWARDED_FOR", "")
         if forwarded:
             # The last hop is the one our own proxy appended; earlier ones are client-supplied.
-            return forwarded.split(",")[-1].strip()
-    return str(request.META.get("REMOTE_ADDR", ""))
+            return str(forwarded).split(",")[-1].strip()
+    return str(meta.get("REMOTE_ADDR", ""))
+
+
+def token_matches(token: str) -> bool:
+    return constant_time_compare(token, settings.CALLBACK_TOKEN)
 
 
 def _check_token(token: str) -> None:
-    if not constant_time_compare(token, settings.CALLBACK_TOKEN):
+    if not token_matches(token):
         raise Http404
 
 
@@ -88,6 +98,11 @@ def c2b_validation(request: HttpRequest, token: str) -> HttpResponse:
     return JsonResponse({"ResultCode": answer.code, "ResultDesc": answer.description})
 
 
+def accepted() -> JsonResponse:
+    """The answer to a callback stored (and, for a confirmation, acknowledged)."""
+    return JsonResponse({"ResultCode": 0, "ResultDesc": "Accepted"})
+
+
 # Stores the body, processes it, returns the callback's state; raises only if storing failed.
 Receive = Callable[..., str]
 
@@ -117,7 +132,7 @@ def _stored_callback_view(kind: str, receive: Receive) -> Callable[..., HttpResp
             return JsonResponse({"ResultCode": 1, "ResultDesc": "Rejected"}, status=400)
         # Processed, duplicate, unmatched, or failed and stored for replay: M-Pesa's part is
         # done either way.
-        return JsonResponse({"ResultCode": 0, "ResultDesc": "Accepted"})
+        return accepted()
 
     return view
 
