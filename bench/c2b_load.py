@@ -985,7 +985,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--scenarios", default="spread,hot", help="spread (all drivers) and/or hot (one driver)"
     )
     parser.add_argument("--server", default="granian", help="web server: granian or gunicorn")
-    parser.add_argument("--workers", type=int, default=2, help="web server worker processes")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=max(1, CPUS // 2),  # `tuktuk serve`'s (backoffice.server.default_web_workers)
+        help="web server worker processes",
+    )
     parser.add_argument("--threads", type=int, default=4, help="threads per worker")
     parser.add_argument(
         "--posting",

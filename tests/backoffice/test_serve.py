@@ -58,6 +58,7 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
         TUKTUK_ENGINE_POLL_SECONDS="0.05",
     )
     command = [sys.executable, "-m", "tuktuk", "serve", "--port", str(port), "--workers", "1"]
+    command += ["--engines", "1"]  # the one the test kills
     process = subprocess.Popen([*command, "--skip-collectstatic"], env=env, cwd=REPO_ROOT)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -33,7 +33,13 @@ from tests.support.c2b import confirmation_payload
 from tests.support.db_sessions import session_id, session_kill
 from tests.support.factories import make_driver
 from tests.support.live_server import CALLBACK_TOKEN, live_server_process
-from tuktuk.backoffice.server import WEB_SERVERS, granian_command, web_command
+from tuktuk.backoffice.server import (
+    WEB_SERVERS,
+    default_engines,
+    default_web_workers,
+    granian_command,
+    web_command,
+)
 from tuktuk.backoffice.webhook_wsgi import (
     WebhookDispatcher,
     WebhookWSGIHandler,
@@ -419,6 +425,20 @@ def test_a_dead_connection_is_replaced_by_the_store_without_a_health_check(
 
 
 # -- the servers ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("cpus", "workers"), [(None, 1), (1, 1), (2, 1), (3, 1), (8, 4)])
+def test_serve_runs_a_web_worker_per_two_cpus(
+    cpus: int | None, workers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: cpus)
+    assert default_web_workers() == workers
+
+
+def test_serve_runs_two_posting_engines_but_one_on_sqlite() -> None:
+    assert default_engines("django.db.backends.postgresql") == 2
+    assert default_engines("django.db.backends.mysql") == 2
+    assert default_engines("django.db.backends.sqlite3") == 1
 
 
 def test_web_command_chooses_the_server() -> None:

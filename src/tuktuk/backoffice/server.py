@@ -4,6 +4,7 @@ tests. Both serve the same WSGI application, tuktuk.wsgi:application."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any, Literal
 
@@ -13,6 +14,21 @@ from tuktuk.core.logs import redact
 
 WebServer = Literal["gunicorn", "granian"]
 WEB_SERVERS: tuple[WebServer, ...] = ("gunicorn", "granian")
+
+
+def default_web_workers() -> int:
+    """`tuktuk serve`'s web worker processes: half the CPUs, at least one. The web server only
+    stores and acknowledges; the posting engines credit. On two cores, one worker (4 threads)
+    leaves the engines enough CPU to keep up, where two acknowledged faster than the engines
+    could credit and a backlog built: credit p99 at 32 concurrent senders 129-172 ms against
+    384-542 ms (bench/results-c2b.md, 2026-12-07)."""
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
+def default_engines(database_engine: str) -> int:
+    """`tuktuk serve`'s posting engines: two, which share the inbox with SKIP LOCKED; one on
+    SQLite, where a batch holds the database's only write lock."""
+    return 1 if database_engine.endswith("sqlite3") else 2
 
 
 def web_command(

@@ -5,7 +5,6 @@ TUKTUK_POSTING=engine (the default), the posting engine that credits stored conf
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from typing import Any
@@ -14,7 +13,12 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
-from tuktuk.backoffice.server import WEB_SERVERS, web_command
+from tuktuk.backoffice.server import (
+    WEB_SERVERS,
+    default_engines,
+    default_web_workers,
+    web_command,
+)
 from tuktuk.backoffice.supervisor import Child, supervise, tuktuk_command
 from tuktuk.mpesa.callbacks import POSTING_ENGINE
 
@@ -29,10 +33,17 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--server", choices=WEB_SERVERS, default="granian")
-        parser.add_argument("--workers", type=int, default=min(4, (os.cpu_count() or 1)))
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=default_web_workers(),
+            help="web server processes (default: half the CPUs, at least 1)",
+        )
         parser.add_argument("--threads", type=int, default=4)
         parser.add_argument(
-            "--engines", type=int, default=1, help="posting engines (with TUKTUK_POSTING=engine)"
+            "--engines",
+            type=int,
+            help="posting engines, with TUKTUK_POSTING=engine (default: 2; 1 on SQLite)",
         )
         parser.add_argument(
             "--web-only", action="store_true", help="only the HTTP server: no worker, no engine"
@@ -62,9 +73,11 @@ class Command(BaseCommand):
         if not options["web_only"]:
             children.append(Child("worker", tuktuk_command("worker")))
             if settings.POSTING_MODE == POSTING_ENGINE:
+                engines = options["engines"] or default_engines(
+                    settings.DATABASES["default"]["ENGINE"]
+                )
                 children += [
-                    Child(f"engine-{n}", tuktuk_command("engine"))
-                    for n in range(1, options["engines"] + 1)
+                    Child(f"engine-{n}", tuktuk_command("engine")) for n in range(1, engines + 1)
                 ]
         self.stdout.write("Running: " + ", ".join(child.name for child in children))
         self.stdout.flush()
