@@ -24,10 +24,11 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, MiddlewareNotUsed
 from django.core.handlers.exception import convert_exception_to_response
 from django.core.handlers.wsgi import WSGIHandler
-from django.db import connection
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import reverse
 from django.utils.module_loading import import_string
+
+from tuktuk.core.db import health_check_skip
 
 if TYPE_CHECKING:
     from tuktuk.backoffice.confirmation_lane import ConfirmationLane
@@ -107,11 +108,7 @@ class WebhookWSGIHandler(WSGIHandler):
 
     def get_response(self, request: HttpRequest) -> HttpResponseBase:
         if self.stored_first.match(request.path_info):
-            # CONN_HEALTH_CHECKS would send "SELECT 1" before the view's first statement, one
-            # round trip per request on the hot path (issue 15); that statement is the store,
-            # which reconnects and runs again when the connection was dead
-            # (core.db.on_live_connection). Set after request_started, which clears it.
-            connection.health_check_done = True  # type: ignore[attr-defined]  # not in the stubs
+            health_check_skip()  # the view's first statement is the store
         return super().get_response(request)
 
     def load_middleware(self, is_async: bool = False) -> None:

@@ -250,6 +250,13 @@ def instances_insert(*, model: type[models.Model], instances: Sequence[models.Mo
     )
 
 
+def health_check_skip() -> None:
+    """Spare this request CONN_HEALTH_CHECKS' "SELECT 1" (one round trip on the webhook's hot
+    path) where its first statement goes through on_live_connection, which replaces a dead
+    connection itself. Call after request_started, which clears the mark."""
+    connection.health_check_done = True  # type: ignore[attr-defined]  # not in the stubs
+
+
 def on_live_connection(statement: Callable[[], T]) -> T:
     """Run one autocommit statement; if the persistent connection it ran on turns out dead (the
     database restarted, a failover), reconnect and run it once more. This is what the "SELECT 1"
