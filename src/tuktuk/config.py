@@ -116,13 +116,24 @@ def integer(*, minimum: int) -> Callable[[str], int]:
     return cast
 
 
-def positive_number(value: str) -> float:
+def _number(value: str) -> float:
     try:
-        number = float(value)
+        return float(value)
     except ValueError:
         raise BadValue("a number", value) from None
+
+
+def positive_number(value: str) -> float:
+    number = _number(value)
     if not math.isfinite(number) or number <= 0:
         raise BadValue("a number more than 0", value)
+    return number
+
+
+def non_negative_number(value: str) -> float:
+    number = _number(value)
+    if not math.isfinite(number) or number < 0:
+        raise BadValue("a number of at least 0", value)
     return number
 
 
@@ -458,6 +469,11 @@ def read_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         # Where no LISTEN/NOTIFY wakes it (SQLite, MariaDB): how often an idle engine looks.
         "ENGINE_POLL_SECONDS": env(
             "TUKTUK_ENGINE_POLL_SECONDS", cast=positive_number, default=0.05
+        ),
+        # After a pass that claimed less than a full batch, how long the engine lets more
+        # confirmations arrive before the next pass, so they share its locks and its commit.
+        "ENGINE_GATHER_SECONDS": env(
+            "TUKTUK_ENGINE_GATHER_SECONDS", cast=non_negative_number, default=0.0
         ),
         # Each process keeps the fleet settings row this long (fleet.settings_cache): a change
         # made in another process (an operator in the admin, seen by the web workers and the

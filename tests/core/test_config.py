@@ -168,6 +168,7 @@ def test_integers_and_numbers(read: Any) -> None:
         TUKTUK_RECONCILE_EVERY_HOURS="0.25",
         TUKTUK_MAX_PAYMENT_AMOUNT="150000.50",
         TUKTUK_SETTINGS_CACHE_SECONDS="0",
+        TUKTUK_ENGINE_GATHER_SECONDS="0",
     )
     assert settings["DATA_UPLOAD_MAX_MEMORY_SIZE"] == 1024
     assert settings["POSTING_MAX_ATTEMPTS"] == 3
@@ -178,6 +179,7 @@ def test_integers_and_numbers(read: Any) -> None:
     assert settings["RECONCILE_EVERY_HOURS"] == 0.25
     assert settings["MAX_PAYMENT_AMOUNT"] == Decimal("150000.50")
     assert settings["FLEET_SETTINGS_CACHE_SECONDS"] == 0  # 0 turns the cache off
+    assert settings["ENGINE_GATHER_SECONDS"] == 0  # 0: the next pass at once
     assert isinstance(settings["MAX_PAYMENT_AMOUNT"], Decimal)
 
 
@@ -440,6 +442,8 @@ def test_email_urls(read: Any, url: str, expected: dict[str, Any]) -> None:
         ("TUKTUK_MPESA_TIMEOUT_SECONDS", "15s", "must be a number, not '15s'"),
         ("TUKTUK_MPESA_TIMEOUT_SECONDS", "0", "must be a number more than 0, not '0'"),
         ("TUKTUK_RECONCILE_EVERY_HOURS", "nan", "must be a number more than 0, not 'nan'"),
+        ("TUKTUK_ENGINE_GATHER_SECONDS", "-0.01", "must be a number of at least 0, not '-0.01'"),
+        ("TUKTUK_ENGINE_GATHER_SECONDS", "inf", "must be a number of at least 0, not 'inf'"),
         ("TUKTUK_MAX_PAYMENT_AMOUNT", "250k", "must be an amount (e.g. 250000), not '250k'"),
         ("TUKTUK_MAX_PAYMENT_AMOUNT", "Infinity", "must be an amount more than 0"),
         (

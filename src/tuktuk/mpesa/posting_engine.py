@@ -24,23 +24,21 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import suppress
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.db import DatabaseError, Error, close_old_connections, connection, transaction
 
 from tuktuk.core.db import is_retryable
 from tuktuk.ledger.batch_posting import BatchItem, BatchNeedsCare, ItemFate, payments_post_batch
 from tuktuk.ledger.services import PostingResult
 from tuktuk.mpesa import callbacks
 from tuktuk.mpesa.c2b import CallbackRejected
+from tuktuk.mpesa.inbox_wakeup import InboxWakeup
 from tuktuk.mpesa.models import Callback, CallbackKind, CallbackState
 
 logger = logging.getLogger(__name__)
-
-# The PostgreSQL channel a trigger on the callback table notifies for each stored confirmation
-# (mpesa migration 0003); an idle engine LISTENs on it.
-INBOX_CHANNEL = "tuktuk_inbox"
 
 
 @dataclass
@@ -160,41 +158,6 @@ def engine_drain(*, limit: int | None = None) -> PassReport:
             return total
 
 
-class InboxWakeup:
-    """How an idle engine waits for the next stored confirmation: LISTEN/NOTIFY on PostgreSQL
-    (woken by the trigger at once), a short poll elsewhere. The wait never exceeds `idle`
-    seconds, so a stop request is seen within that."""
-
-    def __init__(self, *, poll_seconds: float, idle_seconds: float = 1.0) -> None:
-        self.poll_seconds = poll_seconds
-        self.idle_seconds = idle_seconds
-        self._listening_on: object = None
-
-    def _listen(self) -> None:
-        connection.ensure_connection()
-        raw = connection.connection
-        if raw is not self._listening_on:  # a new connection (first, or after a failure)
-            with connection.cursor() as cursor:
-                cursor.execute(f"LISTEN {INBOX_CHANNEL}")
-            self._listening_on = raw
-
-    def prepare(self) -> None:
-        """Called before each pass, so a confirmation stored during the pass wakes the next
-        wait (PostgreSQL queues the notification on the listening connection)."""
-        if connection.vendor == "postgresql":
-            self._listen()
-
-    def wait(self, stop: threading.Event) -> None:
-        if connection.vendor != "postgresql":
-            stop.wait(self.poll_seconds)
-            return
-        self._listen()
-        raw = connection.connection
-        # psycopg 3: blocks until a notification or the timeout; the queued ones are consumed.
-        for _ in raw.notifies(timeout=self.idle_seconds, stop_after=1):
-            pass
-
-
 def engine_run(
     *,
     stop: threading.Event,
@@ -205,26 +168,36 @@ def engine_run(
     A database error costs one pass (logged), not the engine: the connection is dropped and
     the next pass reconnects."""
     wakeup = InboxWakeup(poll_seconds=poll_seconds or settings.ENGINE_POLL_SECONDS)
-    while not stop.is_set():
-        close_old_connections()
-        try:
-            wakeup.prepare()
-            report = engine_pass(limit=limit)
-        except DatabaseError:
-            logger.exception("posting engine pass failed on a database error; retrying")
-            connection.close()
-            stop.wait(wakeup.poll_seconds)
-            continue
-        if report.progressed and report.claimed >= (limit or settings.ENGINE_BATCH_SIZE):
-            continue  # a full batch: more is probably waiting
-        if report.deferred and not report.progressed:
-            # Only confirmations waiting for a day close: do not spin on them.
-            stop.wait(max(wakeup.poll_seconds, 0.2))
-            continue
-        if report.claimed:
-            continue  # some progress: look again before sleeping
-        try:
-            wakeup.wait(stop)
-        except DatabaseError:
-            logger.exception("posting engine lost its connection while idle")
-            connection.close()
+    try:
+        while not stop.is_set():
+            close_old_connections()
+            try:
+                wakeup.prepare()
+                report = engine_pass(limit=limit)
+                if report.claimed:
+                    wakeup.withdraw()
+            except DatabaseError:
+                logger.exception("posting engine pass failed on a database error; retrying")
+                connection.close()
+                stop.wait(wakeup.poll_seconds)
+                continue
+            if report.progressed and report.claimed >= (limit or settings.ENGINE_BATCH_SIZE):
+                continue  # a full batch: more is probably waiting
+            if report.deferred and not report.progressed:
+                # Only confirmations waiting for a day close: do not spin on them.
+                stop.wait(max(wakeup.poll_seconds, 0.2))
+                continue
+            if report.claimed:
+                # Some progress: look again before sleeping, after letting a few more arrive.
+                stop.wait(settings.ENGINE_GATHER_SECONDS)
+                continue
+            try:
+                if wakeup.announce():
+                    continue  # what was stored before the announcement notified nobody
+                wakeup.wait(stop)
+            except DatabaseError:
+                logger.exception("posting engine lost its connection while idle")
+                connection.close()
+    finally:
+        with suppress(Error):  # a connection already gone took its announcement along
+            wakeup.withdraw()
