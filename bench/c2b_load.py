@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import fcntl
 import json
 import os
@@ -50,6 +51,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+import uvloop
 
 from tuktuk.mpesa.c2b_payload import c2b_payload  # standard library only: no Django set-up
 
@@ -751,6 +754,7 @@ async def client_loop(
         f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
         "Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
     )
+    heads: dict[int, bytes] = {}  # by body length: a few amounts, a few lengths
     reader: asyncio.StreamReader | None = None
     writer: asyncio.StreamWriter | None = None
     perf = time.perf_counter
@@ -765,7 +769,10 @@ async def client_loop(
                         socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
                     )
                 assert reader is not None
-                writer.write(head.replace("{length}", str(len(body))).encode() + body)
+                length = len(body)
+                if length not in heads:
+                    heads[length] = head.replace("{length}", str(length)).encode()
+                writer.write(heads[length] + body)
                 status, answer, keep_alive = await read_response(reader)
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError) as e:
             stats.error(f"{type(e).__name__}: {e}")
@@ -825,7 +832,9 @@ def run_load(
         await asyncio.gather(*loops)
         return started
 
-    started = asyncio.run(main())
+    # uvloop (a dev dependency): the same asyncio, with the event loop and transports in C,
+    # for about half the load generator's CPU, which it shares with what it measures.
+    started = uvloop.run(main())
     return stats, max(stats.last_done, started + 1e-9) - started
 
 
@@ -842,17 +851,34 @@ class TransIds:
 
 
 AMOUNTS = ["50", "80", "100", "120", "150", "200", "250", "300"]
+# Placeholders body_maker's templates are cut at: TransID-like, never in a payload otherwise.
+_TRANS_ID_SLOT = "TRANSIDSLOT"
+_MSISDN_SLOT = "MSISDNSLOT"
 
 
 def body_maker(trans_ids: TransIds, accounts: list[str]) -> Callable[[random.Random], bytes]:
+    """Daraja-shaped confirmations (c2b_payload's), a new TransID and payer each. Built from
+    one template per account and amount, made when the scenario starts, with the TransID and
+    the MSISDN written in: the load generator shares the CPUs with what it measures, and
+    building and encoding the JSON per request took a quarter of its time."""
+    when = dt.datetime.now(dt.UTC)
+    templates: dict[tuple[str, str], tuple[bytes, bytes, bytes]] = {}
+    for account in accounts:
+        for amount in AMOUNTS:
+            payload = c2b_payload(
+                trans_id=_TRANS_ID_SLOT, amount=amount, account=account, msisdn=_MSISDN_SLOT,
+                when=when,
+            )  # fmt: skip
+            before, rest = json.dumps(payload).encode().split(_TRANS_ID_SLOT.encode())
+            middle, after = rest.split(_MSISDN_SLOT.encode())
+            templates[account, amount] = before, middle, after
+
     def make(rng: random.Random) -> bytes:
-        payload = c2b_payload(
-            trans_id=trans_ids(),
-            amount=rng.choice(AMOUNTS),
-            account=accounts[0] if len(accounts) == 1 else rng.choice(accounts),
-            msisdn=f"25479{rng.randrange(10**7):07d}",
-        )
-        return json.dumps(payload).encode()
+        amount = rng.choice(AMOUNTS)
+        account = accounts[0] if len(accounts) == 1 else rng.choice(accounts)
+        before, middle, after = templates[account, amount]
+        msisdn = f"25479{rng.randrange(10**7):07d}"
+        return b"".join((before, trans_ids().encode(), middle, msisdn.encode(), after))
 
     return make
 
