@@ -473,7 +473,7 @@ def read_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         # After a pass that claimed less than a full batch, how long the engine lets more
         # confirmations arrive before the next pass, so they share its locks and its commit.
         "ENGINE_GATHER_SECONDS": env(
-            "TUKTUK_ENGINE_GATHER_SECONDS", cast=non_negative_number, default=0.0
+            "TUKTUK_ENGINE_GATHER_SECONDS", cast=non_negative_number, default=0.005
         ),
         # Each process keeps the fleet settings row this long (fleet.settings_cache): a change
         # made in another process (an operator in the admin, seen by the web workers and the
