@@ -14,7 +14,7 @@ import time_machine
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tuktuk.mpesa.c2b import parse_body, payment_from_payload
+from tuktuk.mpesa.c2b import CallbackRejected, parse_body, payment_from_payload
 from tuktuk.mpesa.c2b_payload import NAIROBI, c2b_payload, format_amount
 
 MAXIMUM = Decimal("250000")
@@ -188,3 +188,17 @@ def test_the_builder_needs_no_django() -> None:
         env={"PATH": "/usr/bin:/bin"},  # no DJANGO_SETTINGS_MODULE
     )
     assert done.stdout.splitlines() == ["5.00", "[]"]
+
+
+@given(st.text(max_size=40))
+def test_a_field_with_a_control_character_is_refused_and_any_other_text_read(name: str) -> None:
+    """The rule, said once more in the plainest way: a code point below 32 anywhere in a text
+    field refuses the body (a NUL or a newline in a name would end up in SMS and exports)."""
+    payload = c2b_payload(trans_id="QCX0000001", amount="100", account="TUK001")
+    payload["FirstName"] = name
+    if any(ord(char) < 32 for char in name.strip()):
+        with pytest.raises(CallbackRejected, match="FirstName contains control characters"):
+            payment_from_payload(payload, maximum=Decimal("250000"))
+    else:
+        payment = payment_from_payload(payload, maximum=Decimal("250000"))
+        assert payment.payer_name.startswith(name.strip()) or not name.strip()

@@ -26,9 +26,11 @@ import logging
 import threading
 from contextlib import suppress
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, Error, close_old_connections, connection, transaction
+from django.db.backends.signals import connection_created
 
 from tuktuk.core.db import is_retryable
 from tuktuk.ledger.batch_posting import BatchItem, BatchNeedsCare, ItemFate, payments_post_batch
@@ -145,6 +147,29 @@ def engine_pass(
         report.retried = retried
         return report
     raise AssertionError("unreachable")
+
+
+def _plan_for_each_batch(*, connection: Any, **_: Any) -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET plan_cache_mode = force_custom_plan")
+
+
+def engine_sessions_plan_each_batch() -> None:
+    """On PostgreSQL, this process's sessions (the open one and every one it opens later)
+    plan each statement for its parameters instead of keeping a generic plan.
+
+    Why: the engine's statements are prepared (TUKTUK_DB_PREPARED), and after five runs
+    PostgreSQL may keep one generic plan for good. Planned while the inbox and the ledger were
+    nearly empty (a new fleet, or a bench), it stays a sequential scan as they grow, until an
+    ANALYZE invalidates it; with autovacuum off, never. One engine crediting one hot driver then
+    fell from about 1,800 to 800-1,000 per second, the database busy with those scans. A batch
+    runs a dozen statements for up to ENGINE_BATCH_SIZE confirmations, so planning each one
+    costs a few microseconds per confirmation. The web workers' one INSERT keeps its generic
+    plan."""
+    connection_created.connect(_plan_for_each_batch, dispatch_uid="tuktuk-engine-plans")
+    if connection.connection is not None:
+        _plan_for_each_batch(connection=connection)
 
 
 def engine_drain(*, limit: int | None = None) -> PassReport:
