@@ -26,11 +26,9 @@ import logging
 import threading
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, Error, close_old_connections, connection, transaction
-from django.db.backends.signals import connection_created
 
 from tuktuk.core.db import is_retryable
 from tuktuk.ledger.batch_posting import BatchItem, BatchNeedsCare, ItemFate, payments_post_batch
@@ -149,36 +147,46 @@ def engine_pass(
     raise AssertionError("unreachable")
 
 
-def _plan_for_each_batch(*, connection: Any, **_: Any) -> None:
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET plan_cache_mode = force_custom_plan")
-
-
-def engine_sessions_plan_each_batch() -> None:
-    """On PostgreSQL, this process's sessions (the open one and every one it opens later)
-    plan each statement for its parameters instead of keeping a generic plan.
+class Replanning:
+    """On PostgreSQL, the engine's prepared statements are dropped each time what it has
+    credited doubles (after 100, 200, 400, ...), so PostgreSQL plans them again for the
+    tables as they are now.
 
     Why: the engine's statements are prepared (TUKTUK_DB_PREPARED), and after five runs
-    PostgreSQL may keep one generic plan for good. Planned while the inbox and the ledger were
-    nearly empty (a new fleet, or a bench), it stays a sequential scan as they grow, until an
-    ANALYZE invalidates it; with autovacuum off, never. One engine crediting one hot driver then
-    fell from about 1,800 to 800-1,000 per second, the database busy with those scans. A batch
-    runs a dozen statements for up to ENGINE_BATCH_SIZE confirmations, so planning each one
-    costs a few microseconds per confirmation. The web workers' one INSERT keeps its generic
-    plan."""
-    connection_created.connect(_plan_for_each_batch, dispatch_uid="tuktuk-engine-plans")
-    if connection.connection is not None:
-        _plan_for_each_batch(connection=connection)
+    PostgreSQL may keep one generic plan for the session. Made while the inbox and the ledger
+    were nearly empty (a new fleet, a bench), it stays a sequential scan as they grow, until an
+    ANALYZE invalidates it; with autovacuum off, never. One engine crediting one hot driver
+    then fell from about 1,800 to 800-1,000 per second, the database busy with those scans.
+    Planning every statement afresh instead (plan_cache_mode = force_custom_plan) cured that
+    but cost two engines a tenth of their speed; doubling steps cost almost nothing once the
+    tables are large, where a fleet in service starts anyway."""
+
+    FIRST = 100
+
+    def __init__(self) -> None:
+        self.credited = 0
+        self.next_at = self.FIRST
+
+    def after(self, report: PassReport) -> None:
+        self.credited += report.posted
+        if self.credited < self.next_at:
+            return
+        self.next_at = 2 * self.credited
+        if connection.vendor == "postgresql" and connection.connection is not None:
+            with connection.cursor() as cursor:
+                # psycopg sees the command and forgets its own prepared statements too.
+                cursor.execute("DEALLOCATE ALL")
 
 
 def engine_drain(*, limit: int | None = None) -> PassReport:
     """Passes until a pass claims nothing it can progress on (what is left waits for a close).
     For `tuktuk engine --until-empty`, tests and benchmarks."""
     total = PassReport()
+    replanning = Replanning()
     while True:
         report = engine_pass(limit=limit)
         total.add(report)
+        replanning.after(report)
         if not report.progressed:
             return total
 
@@ -193,6 +201,7 @@ def engine_run(
     A database error costs one pass (logged), not the engine: the connection is dropped and
     the next pass reconnects."""
     wakeup = InboxWakeup(poll_seconds=poll_seconds or settings.ENGINE_POLL_SECONDS)
+    replanning = Replanning()
     try:
         while not stop.is_set():
             close_old_connections()
@@ -201,6 +210,7 @@ def engine_run(
                 report = engine_pass(limit=limit)
                 if report.claimed:
                     wakeup.withdraw()
+                replanning.after(report)
             except DatabaseError:
                 logger.exception("posting engine pass failed on a database error; retrying")
                 connection.close()

@@ -9,11 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from tuktuk.core import jsonutil
-from tuktuk.mpesa.posting_engine import (
-    engine_drain,
-    engine_run,
-    engine_sessions_plan_each_batch,
-)
+from tuktuk.mpesa.posting_engine import engine_drain, engine_run
 
 
 class Command(BaseCommand):
@@ -32,7 +28,6 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         limit = options["batch_size"]
-        engine_sessions_plan_each_batch()
         if options["until_empty"]:
             report = engine_drain(limit=limit)
             self.stdout.write(jsonutil.dumps(report.__dict__))
