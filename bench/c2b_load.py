@@ -273,6 +273,13 @@ class PgServer:
         """Start every measured run with clean shared buffers, not mid-way through a checkpoint."""
         self.execute("CHECKPOINT")
 
+    def vacuum(self, database: str) -> None:
+        """VACUUM (ANALYZE) the database, as pgbench vacuums its tables before each of its runs:
+        every window starts without the dead rows of the windows before it (each credited
+        confirmation leaves one in the inbox, each batch one per driver), whether or not this
+        server's autovacuum is on (it may be off: see bench/README.md)."""
+        self.execute("VACUUM (ANALYZE)", database)
+
     def env(self) -> dict[str, str]:
         env = dict(os.environ, PGHOST=self.host, PGPORT=str(self.port), PGUSER=self.user)
         if self.password:
@@ -1094,6 +1101,7 @@ def run_scenario(
     background: Callable[[], float],
     engine_pids: list[int],
 ) -> ScenarioResult:
+    pg.vacuum(args.db)
     pg.checkpoint()
     idle = background()
     with CpuMeter(database=args.db, server_pid=server_pid, engine_pids=engine_pids) as meter:
