@@ -435,9 +435,13 @@ def test_serve_runs_a_web_worker_per_two_cpus(
     assert default_web_workers() == workers
 
 
-def test_serve_runs_two_posting_engines_but_one_on_sqlite() -> None:
-    assert default_engines("django.db.backends.postgresql") == 2
-    assert default_engines("django.db.backends.mysql") == 2
+@pytest.mark.parametrize(("cpus", "engines"), [(None, 1), (1, 1), (2, 1), (3, 1), (8, 4)])
+def test_serve_runs_a_posting_engine_per_two_cpus_but_one_on_sqlite(
+    cpus: int | None, engines: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: cpus)
+    assert default_engines("django.db.backends.postgresql") == engines
+    assert default_engines("django.db.backends.mysql") == engines
     assert default_engines("django.db.backends.sqlite3") == 1
 
 

@@ -43,7 +43,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--engines",
             type=int,
-            help="posting engines, with TUKTUK_POSTING=engine (default: 2; 1 on SQLite)",
+            help=(
+                "posting engines, with TUKTUK_POSTING=engine (default: one per two CPUs; "
+                "1 on SQLite)"
+            ),
         )
         parser.add_argument(
             "--web-only", action="store_true", help="only the HTTP server: no worker, no engine"
