@@ -29,9 +29,9 @@ def default_engines(database_engine: str) -> int:
     """`tuktuk serve`'s posting engines: one per two CPUs, at least one (they share the inbox
     with SKIP LOCKED); one on SQLite, where a batch holds the database's only write lock.
 
-    On two CPUs, one engine credited more per second than two in every scenario of four
-    alternating runs of bench/c2b_load.py (the second engine's CPU and its waits on the first
-    one's driver locks cost more than its share of the work), with credit p99 at c=32 of
+    On two CPUs, one engine credited more per second than two in every scenario of four runs
+    of bench/c2b_load.py (the second engine's CPU and its waits on the first one's driver
+    locks cost more than its share of the work), with credit p99 at c=32 of
     146-232 ms, under the 250 ms target (two engines: 96-159 ms). Larger machines: not
     measured; the rule follows the web workers'."""
     if database_engine.endswith("sqlite3"):
