@@ -84,9 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(args.db)))
         autovacuum = admin.execute("SHOW autovacuum").fetchone()
         if autovacuum and autovacuum[0] == "off":
-            # Seen 2026-12-07: the engine's connection keeps the plans it made while the ledger
-            # was empty; nothing re-analyses the growing tables, and crediting slowed from
-            # about 3,500/s to 440/s at 115,000 transactions (3,900/s again after ANALYZE).
+            # Seen 2026-12-07, before the engine replanned by itself (posting_engine.Replanning):
+            # its connection kept the plans it made while the ledger was empty, nothing
+            # re-analysed the growing tables, and crediting slowed from about 3,500/s to 440/s
+            # at 115,000 transactions. Kept: other statistics still age on such a server.
             print("warning: autovacuum is off on this server: the ledger is never re-analysed")
     work = Path(tempfile.mkdtemp(prefix="tuktuk-engine-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("TUKTUK_")}
