@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import secrets
 import subprocess
 import sys
@@ -119,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             conn.execute("ANALYZE mpesa_callback")
         print(f"stored {args.confirmations} confirmations in {time.perf_counter() - started:.1f} s")
         started = time.perf_counter()
+        children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         engine = subprocess.Popen(
             [TUKTUK, "engine", "--until-empty"], env=env, stdout=subprocess.DEVNULL
         )
@@ -131,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  {samples[-1][0]:.0f} s: RSS {kib / 1024:.1f} MiB", flush=True)
             time.sleep(1.0)  # sampling interval of an external measurement, not synchronisation
         elapsed = time.perf_counter() - started
+        children_after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the engine, reaped
+        engine_cpu = (children_after.ru_utime - children_before.ru_utime) + (
+            children_after.ru_stime - children_before.ru_stime
+        )
         with psycopg.connect(url, autocommit=True) as conn:
             left, credited, total = conn.execute(
                 "SELECT (SELECT count(*) FROM mpesa_callback WHERE state = 'received'), "
@@ -139,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             ).fetchone()
         print(
             f"engine: {credited} credited in {elapsed:.1f} s ({credited / elapsed:.0f}/s), "
-            f"{left} left, exit {engine.returncode}"
+            f"{left} left, exit {engine.returncode}; engine CPU {engine_cpu:.1f} s "
+            f"({1000 * engine_cpu / max(credited, 1):.3f} ms per confirmation, start-up included)"
         )
         if left or credited != args.confirmations or total != 100 * args.confirmations:
             print("FAILED: not every confirmation was credited exactly once")

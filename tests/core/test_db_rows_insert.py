@@ -33,6 +33,7 @@ from tuktuk.ledger.models import (
     TransactionStatus,
     TransactionType,
 )
+from tuktuk.mpesa.models import Callback, CallbackKind
 
 pytestmark = pytest.mark.django_db
 
@@ -232,3 +233,43 @@ def test_instances_insert_writes_what_bulk_create_writes_and_sets_the_keys() -> 
     later.save()
     assert later.pk not in {t.pk for t in ours}
     assert Transaction.objects.count() == 7
+
+
+def test_datetimes_are_written_as_the_orm_writes_them() -> None:
+    """An aware datetime goes to PostgreSQL as it is (core.db skips the field's checks for
+    it); a naive one still goes through the field, which takes it for Nairobi time and warns,
+    as create() does; on the other databases every datetime goes through the field."""
+    aware_nairobi = nairobi(2026, 3, 10, 9, 30)
+    aware_utc = aware_nairobi.astimezone(dt.UTC)
+    naive = dt.datetime(2026, 3, 10, 9, 30)  # the naive case itself
+    row = {"kind": CallbackKind.C2B_CONFIRMATION, "body": "{}"}
+    for moment in (aware_nairobi, aware_utc):
+        pk = row_insert(model=Callback, row={**row, "received_at": moment})
+        assert Callback.objects.get(pk=pk).received_at == aware_nairobi
+    with pytest.warns(RuntimeWarning, match="naive datetime"):
+        pk = row_insert(model=Callback, row={**row, "received_at": naive})
+    with pytest.warns(RuntimeWarning, match="naive datetime"):
+        by_orm = Callback.objects.create(**row, received_at=naive)
+    assert Callback.objects.get(pk=pk).received_at == Callback.objects.get(pk=by_orm.pk).received_at
+    assert Callback.objects.get(pk=pk).received_at == aware_nairobi
+
+
+def test_left_out_defaults_are_fixed_but_auto_now_is_read_each_time() -> None:
+    """The plan prepares a constant default once; auto_now(_add) is the time of each call."""
+    driver = make_driver(1)
+    row = {
+        "driver_id": driver.pk,
+        "business_day": dt.date(2026, 3, 10),
+        "kind": EntryKind.OPENING.value,
+        "amount": Decimal("1.00"),
+    }
+    first_at, second_at = nairobi(2026, 3, 10, 9), nairobi(2026, 3, 10, 11)
+    with time_machine.travel(first_at, tick=False):
+        first = row_insert(model=LedgerEntry, row=row)
+    with time_machine.travel(second_at, tick=False):
+        second = row_insert(model=LedgerEntry, row=row)
+        rows_insert(model=LedgerEntry, rows=[{**row, "amount": Decimal("2.00")}])
+    third = LedgerEntry.objects.get(amount=Decimal("2.00"))
+    written = [LedgerEntry.objects.get(pk=first), LedgerEntry.objects.get(pk=second), third]
+    assert [e.created_at for e in written] == [first_at, second_at, second_at]
+    assert {e.note for e in written} == {""}

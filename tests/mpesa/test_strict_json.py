@@ -45,10 +45,25 @@ def test_a_body_is_refused_exactly_when_it_holds_a_lone_surrogate(
     # ensure_ascii: every surrogate written as an escape (what arrives on the wire); without
     # it, raw in the text (what a caller holding a str could pass).
     text = json.dumps(value, ensure_ascii=ascii_only)
+    # What the text holds once decoded: a high and a low half side by side in `value` are
+    # written as two escapes, which decode to one character beyond the BMP (not lone).
+    lone = _lone(json.loads(text))
     try:
         strict_json.loads(text)
     except strict_json.JsonRejected as rejection:
-        assert _lone(value), rejection.reason
+        assert lone, rejection.reason
         assert "lone surrogate" in rejection.reason
     else:
-        assert not _lone(value)
+        assert not lone
+
+
+def test_an_escaped_pair_is_one_character_and_a_raw_pair_is_two_lone_halves() -> None:
+    # The example hypothesis found: halves side by side, escaped on the wire, are a pair.
+    value = {"\ud800\udc00": []}
+    assert strict_json.loads(json.dumps(value, ensure_ascii=True)) == {"\U00010000": []}
+    try:
+        strict_json.loads(json.dumps(value, ensure_ascii=False))
+    except strict_json.JsonRejected as rejection:
+        assert "lone surrogate" in rejection.reason
+    else:
+        raise AssertionError("raw halves in the text were taken for a character")

@@ -12,7 +12,8 @@ check a Django request would make plainly passes:
 - a Host that ALLOWED_HOSTS accepts (Django's own `validate_host`);
 - a caller and a body the confirmation view would accept (`callbacks.confirmation_refusal`,
   the view's own rule);
-- and the body stored (`callbacks.callback_store`, the view's own store).
+- and the body stored (`callbacks.confirmation_store`, the view's own store without the model
+  instance it would return).
 
 Anything else, a refusal, an error, or settings under which Django would answer differently
 (DEBUG, USE_X_FORWARDED_HOST, SECURE_SSL_REDIRECT, HSTS), goes to the webhook lane's Django
@@ -44,7 +45,6 @@ from django.utils.module_loading import import_string
 
 from tuktuk.core.db import health_check_skip
 from tuktuk.mpesa import callbacks, views
-from tuktuk.mpesa.models import CallbackKind
 
 logger = logging.getLogger(__name__)
 _PLACEHOLDER = "PLACEHOLDER0"
@@ -166,11 +166,8 @@ class ConfirmationLane:
         request_started.send(sender=self.__class__, environ=environ)
         try:
             health_check_skip()  # the view's first statement is the store
-            callbacks.callback_store(
-                kind=CallbackKind.C2B_CONFIRMATION,
-                body=body,
-                content_type=content_type,
-                remote_addr=remote_addr,
+            callbacks.confirmation_store(
+                body=body, content_type=content_type, remote_addr=remote_addr
             )
         except Exception:
             # Django's lane stores it again, or answers 503 if it cannot either.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import logging
 import random
@@ -77,8 +78,11 @@ class _InsertPlan:
     table: str
     names: tuple[str, ...]
     fields: list[models.Field[Any, Any]]
-    prepared: list[bool]
+    prepared: list[int]  # _PLAIN, _THROUGH_FIELD or _AWARE_AS_IS, for each named field
     left_out: list[models.Field[Any, Any]]
+    # The left-out values that are the same for every row and every call (a constant default,
+    # prepared once), or _EACH_TIME (a callable default, auto_now).
+    left_out_fixed: tuple[Any, ...]
     columns: str  # quoted, comma-separated
     placeholders: str  # "(%s, …)", one row's
 
@@ -96,6 +100,32 @@ _PLAIN_FIELDS: tuple[type[models.Field[Any, Any]], ...] = (
 )
 
 
+# How a named value is handed to the driver.
+_PLAIN = 0  # as it is
+_THROUGH_FIELD = 1  # field.get_db_prep_save
+# A DateTimeField on PostgreSQL: an aware datetime as it is (what get_db_prep_save would return
+# for it there, after a few microseconds of checks), anything else through the field.
+_AWARE_AS_IS = 2
+_EACH_TIME = object()
+
+
+def _how_prepared(field: models.Field[Any, Any], vendor: str) -> int:
+    if isinstance(field, models.DateTimeField):
+        return _AWARE_AS_IS if vendor == "postgresql" else _THROUGH_FIELD
+    if not isinstance(field, _PLAIN_FIELDS):
+        return _THROUGH_FIELD
+    # SQLite's driver adapts no date (Python 3.12 dropped it).
+    return _THROUGH_FIELD if vendor == "sqlite" and isinstance(field, models.DateField) else _PLAIN
+
+
+def _fixed_value(field: models.Field[Any, Any]) -> Any:
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        return _EACH_TIME
+    if callable(field.default):
+        return _EACH_TIME
+    return field.get_db_prep_save(field.get_default(), connection)
+
+
 @functools.lru_cache(maxsize=64)
 def _insert_plan(model: type[models.Model], names: tuple[str, ...], vendor: str) -> _InsertPlan:
     by_attname = {field.attname: field for field in model._meta.concrete_fields}
@@ -103,13 +133,7 @@ def _insert_plan(model: type[models.Model], names: tuple[str, ...], vendor: str)
     if unknown:
         raise ValueError(f"{model.__name__} has no field {sorted(unknown)}")
     fields = [by_attname[name] for name in names]
-    prepared = [
-        not isinstance(field, _PLAIN_FIELDS)
-        or isinstance(field, models.DateTimeField)
-        # SQLite's driver adapts no date (Python 3.12 dropped it).
-        or (vendor == "sqlite" and isinstance(field, models.DateField))
-        for field in fields
-    ]
+    prepared = [_how_prepared(field, vendor) for field in fields]
     left_out = [
         field
         for field in model._meta.concrete_fields
@@ -125,30 +149,43 @@ def _insert_plan(model: type[models.Model], names: tuple[str, ...], vendor: str)
         fields=fields,
         prepared=prepared,
         left_out=left_out,
+        left_out_fixed=tuple(_fixed_value(field) for field in left_out),
         columns=", ".join(connection.ops.quote_name(column) for column in columns),
         placeholders=f"({', '.join(['%s'] * len(columns))})",
     )
 
 
+def _value(value: Any, field: models.Field[Any, Any], how: int) -> Any:
+    if how == _PLAIN or (
+        how == _AWARE_AS_IS and isinstance(value, dt.datetime) and value.tzinfo is not None
+    ):
+        return value
+    return field.get_db_prep_save(value, connection)
+
+
 def _values(plan: _InsertPlan, row: Mapping[str, Any]) -> list[Any]:
     return [
-        field.get_db_prep_save(row[name], connection) if prepare else row[name]
-        for name, field, prepare in zip(plan.names, plan.fields, plan.prepared, strict=True)
+        _value(row[name], field, how)
+        for name, field, how in zip(plan.names, plan.fields, plan.prepared, strict=True)
     ]
 
 
 def _left_out_values(plan: _InsertPlan) -> list[Any]:
     """The values of the fields the rows leave out, prepared: the default, or the time now for
-    auto_now(_add)."""
+    auto_now(_add); the constant ones as the plan prepared them."""
+    if _EACH_TIME not in plan.left_out_fixed:
+        return list(plan.left_out_fixed)
     now = timezone.now()
     return [
-        field.get_db_prep_save(
+        fixed
+        if fixed is not _EACH_TIME
+        else field.get_db_prep_save(
             now
             if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
             else field.get_default(),
             connection,
         )
-        for field in plan.left_out
+        for field, fixed in zip(plan.left_out, plan.left_out_fixed, strict=True)
     ]
 
 
