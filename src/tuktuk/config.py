@@ -475,6 +475,11 @@ def read_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "ENGINE_GATHER_SECONDS": env(
             "TUKTUK_ENGINE_GATHER_SECONDS", cast=non_negative_number, default=0.005
         ),
+        # The confirmation lane's stores written together when several request threads of a
+        # web worker store at once (core.group_insert), on PostgreSQL. Off by default: it
+        # pays under many concurrent senders with more request threads (tuktuk serve
+        # --threads 16: +40 % at 32 senders), and costs 3-5 % at 8 (docs/posting-engine.md).
+        "STORE_GROUPING": env("TUKTUK_STORE_GROUPING", cast=boolean, default=False),
         # Each process keeps the fleet settings row this long (fleet.settings_cache): a change
         # made in another process (an operator in the admin, seen by the web workers and the
         # engines) applies within this time. 0: read on every use.

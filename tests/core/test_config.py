@@ -58,6 +58,7 @@ def test_defaults(read: Any, tmp_path: Path) -> None:
     assert settings["MAX_PAYMENT_AMOUNT"] == Decimal("250000")
     assert settings["POSTING_MAX_ATTEMPTS"] == 8
     assert settings["FLEET_SETTINGS_CACHE_SECONDS"] == 5
+    assert settings["STORE_GROUPING"] is False  # off: it costs a little at few senders
     assert settings["MPESA_BASE_URL"] == "https://sandbox.safaricom.co.ke"
     for name in [
         "MPESA_CONSUMER_KEY",
@@ -150,8 +151,10 @@ def test_booleans(read: Any, raw: str, expected: bool) -> None:
         TUKTUK_MPESA_STATUS_QUERY=raw,
         TUKTUK_DATABASE_URL="postgres://postgres@127.0.0.1:5432/tuktuk",
         TUKTUK_DB_PREPARED=raw,
+        TUKTUK_STORE_GROUPING=raw,
     )
     assert settings["DEBUG"] is expected
+    assert settings["STORE_GROUPING"] is expected
     assert settings["CALLBACK_TRUST_FORWARDED_FOR"] is expected
     assert settings["PAYOUT_STATUS_QUERY"] is expected
     assert ("server_side_binding" in settings["DATABASES"]["default"]["OPTIONS"]) is expected

@@ -206,6 +206,32 @@ def row_insert(*, model: type[models.Model], row: Mapping[str, Any]) -> int:
         return int(cursor.lastrowid)
 
 
+def rows_insert_returning(
+    *, model: type[models.Model], rows: Sequence[Mapping[str, Any]]
+) -> list[int]:
+    """INSERT `rows` (named as row_insert takes them) in one statement and return their primary
+    keys in the rows' order, on PostgreSQL: its RETURNING gives the rows of a multi-row VALUES
+    in their order, which Django's bulk_create relies on too. For core.group_insert."""
+    if connection.vendor != "postgresql":
+        raise NotImplementedError("rows_insert_returning is for PostgreSQL")
+    if not rows:
+        return []
+    plan = _insert_plan(model, tuple(rows[0]), connection.vendor)
+    const = _left_out_values(plan)
+    params: list[Any] = []
+    for row in rows:
+        params += _values(plan, row)
+        params += const
+    pk = connection.ops.quote_name(str(model._meta.pk.column))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {plan.table} ({plan.columns}) "  # noqa: S608 - placeholders only
+            f"VALUES {', '.join([plan.placeholders] * len(rows))} RETURNING {pk}",
+            params,
+        )
+        return [int(key) for (key,) in cursor.fetchall()]
+
+
 def rows_insert(*, model: type[models.Model], rows: Sequence[Mapping[str, Any]]) -> None:
     """INSERT many rows of `model` without building model instances: what bulk_create does
     (no RETURNING), for a few microseconds of Python per row instead of about a hundred.
