@@ -11,6 +11,7 @@ import io
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -521,3 +522,48 @@ def test_granian_serves_a_confirmation_and_health(tmp_path: Path) -> None:
     assert "/c2b/***/confirmation" in text  # granian's access log has the request...
     assert CALLBACK_TOKEN not in text  # ...but never the token
     assert "wrong-token" not in text
+
+
+@pytest.mark.live_server_process
+@pytest.mark.django_db(transaction=True)
+def test_grouped_stores_acknowledge_every_confirmation_once_under_concurrent_senders() -> None:
+    """TUKTUK_STORE_GROUPING through granian, as `tuktuk serve --threads 16` would run it: 16
+    senders at once, every confirmation answered 200 and stored exactly once; on PostgreSQL
+    several rows share a transaction (their xmin), which is the grouping at work."""
+    senders, each = 16, 4
+    with live_server_process(
+        server="granian",
+        workers=1,
+        threads=16,
+        # Stored and acknowledged by the confirmation lane; no engine runs, so the rows stay
+        # as the stores wrote them.
+        extra_env={"TUKTUK_POSTING": "engine", "TUKTUK_STORE_GROUPING": "true"},
+    ) as server:
+
+        def send(sender: int) -> list[int]:
+            with httpx.Client(timeout=30) as http:
+                return [
+                    http.post(
+                        server.c2b_url("confirmation"),
+                        json=confirmation_payload(
+                            trans_id=f"GRP{sender:02d}{n}", amount="100", account="TUK001"
+                        ),
+                    ).status_code
+                    for n in range(each)
+                ]
+
+        with ThreadPoolExecutor(max_workers=senders) as pool:
+            statuses = [s for answers in pool.map(send, range(senders)) for s in answers]
+    assert statuses == [200] * (senders * each)
+    stored = Callback.objects.filter(kind="c2b_confirmation")
+    bodies = [json.loads(body)["TransID"] for body in stored.values_list("body", flat=True)]
+    assert sorted(bodies) == sorted(f"GRP{s:02d}{n}" for s in range(senders) for n in range(each))
+    assert set(stored.values_list("state", flat=True)) == {CallbackState.RECEIVED}
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(DISTINCT xmin::text) FROM mpesa_callback WHERE kind = %s",
+                ["c2b_confirmation"],
+            )
+            transactions = cursor.fetchone()[0]
+        assert transactions < senders * each
