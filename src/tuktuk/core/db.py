@@ -118,10 +118,13 @@ def _how_prepared(field: models.Field[Any, Any], vendor: str) -> int:
     return _THROUGH_FIELD if vendor == "sqlite" and isinstance(field, models.DateField) else _PLAIN
 
 
+def _stamped(field: models.Field[Any, Any]) -> bool:
+    """auto_now or auto_now_add: the time now, on every insert."""
+    return bool(getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False))
+
+
 def _fixed_value(field: models.Field[Any, Any]) -> Any:
-    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-        return _EACH_TIME
-    if callable(field.default):
+    if _stamped(field) or callable(field.default):
         return _EACH_TIME
     return field.get_db_prep_save(field.get_default(), connection)
 
@@ -173,18 +176,13 @@ def _values(plan: _InsertPlan, row: Mapping[str, Any]) -> list[Any]:
 def _left_out_values(plan: _InsertPlan) -> list[Any]:
     """The values of the fields the rows leave out, prepared: the default, or the time now for
     auto_now(_add); the constant ones as the plan prepared them."""
-    if _EACH_TIME not in plan.left_out_fixed:
+    if not any(fixed is _EACH_TIME for fixed in plan.left_out_fixed):
         return list(plan.left_out_fixed)
     now = timezone.now()
     return [
         fixed
         if fixed is not _EACH_TIME
-        else field.get_db_prep_save(
-            now
-            if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
-            else field.get_default(),
-            connection,
-        )
+        else field.get_db_prep_save(now if _stamped(field) else field.get_default(), connection)
         for field, fixed in zip(plan.left_out, plan.left_out_fixed, strict=True)
     ]
 
@@ -295,11 +293,7 @@ def instances_insert(*, model: type[models.Model], instances: Sequence[models.Mo
         )
         keys = [int(row[0]) for row in cursor.fetchall()]
     now = timezone.now()
-    stamped = [
-        field.attname
-        for field in model._meta.concrete_fields
-        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
-    ]
+    stamped = [field.attname for field in model._meta.concrete_fields if _stamped(field)]
     for instance, key in zip(instances, keys, strict=True):
         instance.pk = key
         for attname in stamped:

@@ -111,9 +111,6 @@ def confirmation_store(*, body: bytes, content_type: str, remote_addr: str) -> i
         body=body,
         content_type=content_type,
         remote_addr=remote_addr,
-        state=CallbackState.RECEIVED,
-        error="",
-        result_code="",
     )
     if settings.STORE_GROUPING:
         return _CONFIRMATIONS.insert(row)
@@ -126,9 +123,9 @@ def _callback_row(
     body: bytes,
     content_type: str,
     remote_addr: str,
-    state: str,
-    error: str,
-    result_code: str,
+    state: str = CallbackState.RECEIVED,
+    error: str = "",
+    result_code: str = "",
 ) -> dict[str, object]:
     return {
         "kind": kind,
