@@ -119,15 +119,19 @@ def test_array_literals() -> None:
     assert array_literal([dt.date(2026, 3, 10), True, False]) == "{2026-03-10,t,f}"
 
 
-def test_row_insert_returns_the_id_and_writes_what_create_would() -> None:
-    at = nairobi(2026, 3, 10, 9)
-    driver = make_driver(1)
-    row = {
+def opening_entry(driver: Driver, amount: Decimal) -> dict[str, Any]:
+    """A LedgerEntry row: the opening balance of 10 March 2026."""
+    return {
         "driver_id": driver.pk,
         "business_day": dt.date(2026, 3, 10),
         "kind": EntryKind.OPENING.value,
-        "amount": Decimal("7.25"),
+        "amount": amount,
     }
+
+
+def test_row_insert_returns_the_id_and_writes_what_create_would() -> None:
+    at = nairobi(2026, 3, 10, 9)
+    row = opening_entry(make_driver(1), Decimal("7.25"))
     with time_machine.travel(at, tick=False):
         first = row_insert(model=LedgerEntry, row=row)
         second = row_insert(model=LedgerEntry, row={**row, "amount": Decimal("-3.00")})
@@ -256,13 +260,7 @@ def test_datetimes_are_written_as_the_orm_writes_them() -> None:
 
 def test_left_out_defaults_are_fixed_but_auto_now_is_read_each_time() -> None:
     """The plan prepares a constant default once; auto_now(_add) is the time of each call."""
-    driver = make_driver(1)
-    row = {
-        "driver_id": driver.pk,
-        "business_day": dt.date(2026, 3, 10),
-        "kind": EntryKind.OPENING.value,
-        "amount": Decimal("1.00"),
-    }
+    row = opening_entry(make_driver(1), Decimal("1.00"))
     first_at, second_at = nairobi(2026, 3, 10, 9), nairobi(2026, 3, 10, 11)
     with time_machine.travel(first_at, tick=False):
         first = row_insert(model=LedgerEntry, row=row)

@@ -12,21 +12,23 @@ from typing import Any
 import pytest
 from django.db import DataError, connection, transaction
 from django.test import override_settings
-from django.utils import timezone
 
+from tests.support.clock import nairobi
 from tuktuk.core.group_insert import GroupInsert
 from tuktuk.mpesa import callbacks
 from tuktuk.mpesa.models import Callback, CallbackKind, CallbackState
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# The clock pinned: the stores read it (received_at), as every confirmation's does.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("business_hours")]
 on_postgresql = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="groups are written on PostgreSQL only"
 )
 TIMEOUT = 30
+RECEIVED = nairobi(2026, 3, 10, 9)
 
 
 def _row(body: str, *, kind: str = CallbackKind.C2B_CONFIRMATION) -> dict[str, Any]:
-    return {"kind": kind, "body": body, "received_at": timezone.now()}
+    return {"kind": kind, "body": body, "received_at": RECEIVED}
 
 
 class _Callers:

@@ -187,14 +187,27 @@ def _left_out_values(plan: _InsertPlan) -> list[Any]:
     ]
 
 
+def _multi_row_insert(
+    plan: _InsertPlan, rows: Sequence[Mapping[str, Any]], const: list[Any]
+) -> tuple[str, list[Any]]:
+    """One INSERT of `rows` with the plan's columns: its text and parameters, each row's
+    values followed by `const` (the left-out values, prepared once for all rows)."""
+    params: list[Any] = []
+    for row in rows:
+        params += _values(plan, row)
+        params += const
+    # Only placeholders and our own identifiers go into the text.
+    values = ", ".join([plan.placeholders] * len(rows))
+    return f"INSERT INTO {plan.table} ({plan.columns}) VALUES {values}", params  # noqa: S608
+
+
 def row_insert(*, model: type[models.Model], row: Mapping[str, Any]) -> int:
     """INSERT one row of `model` and return its primary key: what Model.objects.create() does
     for the statement, without the ORM building and compiling it on every call (about 0.1 ms
     of CPU, a quarter of a webhook request's). `row` names fields by attname, as for
     rows_insert, and the fields it leaves out get their defaults."""
     plan = _insert_plan(model, tuple(row), connection.vendor)
-    statement = f"INSERT INTO {plan.table} ({plan.columns}) VALUES {plan.placeholders}"  # noqa: S608 - our identifiers, placeholders
-    params = _values(plan, row) + _left_out_values(plan)
+    statement, params = _multi_row_insert(plan, [row], _left_out_values(plan))
     with connection.cursor() as cursor:
         if connection.features.can_return_columns_from_insert:
             pk = connection.ops.quote_name(str(model._meta.pk.column))
@@ -215,18 +228,10 @@ def rows_insert_returning(
     if not rows:
         return []
     plan = _insert_plan(model, tuple(rows[0]), connection.vendor)
-    const = _left_out_values(plan)
-    params: list[Any] = []
-    for row in rows:
-        params += _values(plan, row)
-        params += const
+    statement, params = _multi_row_insert(plan, rows, _left_out_values(plan))
     pk = connection.ops.quote_name(str(model._meta.pk.column))
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {plan.table} ({plan.columns}) "  # noqa: S608 - placeholders only
-            f"VALUES {', '.join([plan.placeholders] * len(rows))} RETURNING {pk}",
-            params,
-        )
+        cursor.execute(f"{statement} RETURNING {pk}", params)
         return [int(key) for (key,) in cursor.fetchall()]
 
 
@@ -259,17 +264,7 @@ def rows_insert(*, model: type[models.Model], rows: Sequence[Mapping[str, Any]])
                     copy.write_row(_values(plan, row) + const)
             return
         for start in range(0, len(rows), per_statement):
-            chunk = rows[start : start + per_statement]
-            params: list[Any] = []
-            for row in chunk:
-                params += _values(plan, row)
-                params += const
-            # Only placeholders and our own identifiers go into the text.
-            cursor.execute(
-                f"INSERT INTO {plan.table} ({plan.columns}) "  # noqa: S608
-                f"VALUES {', '.join([plan.placeholders] * len(chunk))}",
-                params,
-            )
+            cursor.execute(*_multi_row_insert(plan, rows[start : start + per_statement], const))
 
 
 def instances_insert(*, model: type[models.Model], instances: Sequence[models.Model]) -> None:

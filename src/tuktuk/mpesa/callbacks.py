@@ -81,15 +81,12 @@ def callback_store(
     """Store the body as received (undecodable bytes kept visible as escapes). The first
     statement of every callback's request: on a dead persistent connection it reconnects and
     stores again (core.db.on_live_connection), so the webhook lane needs no health check."""
-    row = _callback_row(
-        kind=kind,
-        body=body,
-        content_type=content_type,
-        remote_addr=remote_addr,
-        state=state,
-        error=error,
-        result_code=result_code,
-    )
+    row = {
+        **_callback_row(kind=kind, body=body, content_type=content_type, remote_addr=remote_addr),
+        "state": state,
+        "error": storable(error),
+        "result_code": result_code,
+    }
     callback = Callback(pk=_row_store(row), **row)
     callback._state.adding = False
     callback._state.db = connection.alias
@@ -106,6 +103,7 @@ def confirmation_store(*, body: bytes, content_type: str, remote_addr: str) -> i
     lane answers from that and builds no model instance (a few percent of its CPU). With
     TUKTUK_STORE_GROUPING, stored with whatever other threads of the process store at the
     same moment, in one statement; either way it returns once its row has committed."""
+    # State, error and result code left out: the fields' defaults, received and blank.
     row = _callback_row(
         kind=CallbackKind.C2B_CONFIRMATION,
         body=body,
@@ -118,24 +116,15 @@ def confirmation_store(*, body: bytes, content_type: str, remote_addr: str) -> i
 
 
 def _callback_row(
-    *,
-    kind: str,
-    body: bytes,
-    content_type: str,
-    remote_addr: str,
-    state: str = CallbackState.RECEIVED,
-    error: str = "",
-    result_code: str = "",
+    *, kind: str, body: bytes, content_type: str, remote_addr: str
 ) -> dict[str, object]:
+    """What every stored callback holds, as received: the body, where it came from, when."""
     return {
         "kind": kind,
-        "state": state,
         # PostgreSQL text cannot hold NUL: keep it visible as an escape like other bad bytes.
         "body": body.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00"),
         "content_type": content_type[:100],
         "remote_addr": remote_addr[:64],
-        "error": storable(error),
-        "result_code": result_code,
         "received_at": timezone.now(),
     }
 
